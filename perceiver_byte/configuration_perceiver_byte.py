@@ -1,0 +1,174 @@
+"""Configuration of the Perceiver byte model (Jaegle et al., 2021, "Perceiver: General Perception with Iterative
+Attention"), applied to raw byte arrays.
+
+A learned latent array (N x D) cross-attends to the byte array (M x C), then a latent Transformer (L self-attention
+layers) refines it; cross-attend + latent Transformer repeat R times, with weights optionally shared between repeats.
+Every field below is read by the model; `validate()` checks them all and names the culprit on a bad value.
+"""
+
+from typing import Literal
+
+from transformers import PreTrainedConfig
+
+
+SHARING_CHOICES = ("none", "all_but_first", "all")
+POSITION_ENCODINGS = ("fourier", "learned", "none")
+
+
+class PerceiverByteConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`PerceiverByteModel`] and [`PerceiverByteForSequenceClassification`].
+
+    The defaults are a small classifier that fine-tunes on a CPU. The paper's ImageNet architecture is
+    `PerceiverByteConfig.paper_imagenet()`.
+
+    ```python
+    >>> from perceiver_byte import PerceiverByteConfig, PerceiverByteForSequenceClassification
+    >>> config = PerceiverByteConfig(num_labels=3)
+    >>> model = PerceiverByteForSequenceClassification(config)
+    ```
+    """
+
+    model_type = "perceiver_byte"
+
+    # --- the byte array (M x C) ---
+    vocab_size: int = 262
+    """Number of input ids: 6 special tokens, then the 256 byte values (byte b has id b + 6)."""
+    d_model: int = 128
+    """C: channels of the byte array (byte embedding plus position encoding)."""
+    position_encoding_type: Literal["fourier", "learned", "none"] = "fourier"
+    """Position encoding added to the byte embeddings: "fourier" (the paper's; any length), "learned" (a table of
+    `max_position_embeddings` rows) or "none" (the model then sees a bag of bytes)."""
+    fourier_max_resolution: int = 4096
+    """"fourier" only: the paper's maximum resolution mu; frequencies run linearly from 1 to mu / 2. Longer inputs
+    still work, the encoding simply continues beyond [-1, 1]."""
+    max_position_embeddings: int = 2048
+    """"learned" only: rows of the position table, the longest input the model accepts."""
+
+    # --- the latent array (N x D) and the repeated blocks ---
+    num_latents: int = 64
+    """N: number of latent vectors."""
+    d_latents: int = 256
+    """D: channels of each latent vector."""
+    num_blocks: int = 4
+    """R: repeats of (cross-attend, latent Transformer)."""
+    num_self_attends_per_block: int = 2
+    """L: self-attention layers in each latent Transformer."""
+    num_cross_attention_heads: int = 1
+    """Heads of each cross-attention (the paper uses 1)."""
+    num_self_attention_heads: int = 8
+    """Heads of each latent self-attention."""
+    qk_channels: int | None = None
+    """Channels of queries and keys, split over the heads; None means d_latents."""
+    v_channels: int | None = None
+    """Channels of values, split over the heads; None means qk_channels."""
+    cross_attention_widening_factor: int = 1
+    """Hidden width of the MLP after each cross-attention, as a multiple of d_latents."""
+    self_attention_widening_factor: int = 4
+    """Hidden width of the MLP after each self-attention, as a multiple of d_latents."""
+    hidden_act: str = "gelu"
+    """Activation of the MLPs: any key of transformers' ACT2FN."""
+    cross_attention_weight_sharing: Literal["none", "all_but_first", "all"] = "all_but_first"
+    """Which repeats share one cross-attention: "none" (R sets), "all_but_first" (the paper: repeat 1 has its own,
+    repeats 2..R share one) or "all" (one set for every repeat)."""
+    self_attention_weight_sharing: Literal["none", "all_but_first", "all"] = "all_but_first"
+    """The same choice for the latent Transformers (the paper's text admits "all_but_first" and "all")."""
+
+    # --- regularisation and initialisation ---
+    attention_dropout: float = 0.0
+    """Dropout on the attention probabilities."""
+    hidden_dropout: float = 0.0
+    """Dropout on the output of every attention and MLP, before the residual sum."""
+    layer_norm_eps: float = 1e-5
+    """Epsilon of every LayerNorm."""
+    initializer_range: float = 0.02
+    """Standard deviation of the normal initialisation of weights, embeddings and latents."""
+
+    # --- special tokens (transformers' PerceiverTokenizer scheme) ---
+    pad_token_id: int = 0
+    """Id of [PAD]; its embedding starts at zero and padded positions are masked out."""
+    bos_token_id: int = 1
+    """Id of [BOS]."""
+    eos_token_id: int = 2
+    """Id of [EOS]."""
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if getattr(self, "auto_map", None) is None:
+            # `save_pretrained` records only the saved class; the full map lets every Auto class load remote code.
+            self.auto_map = {
+                "AutoConfig": "configuration_perceiver_byte.PerceiverByteConfig",
+                "AutoModel": "modeling_perceiver_byte.PerceiverByteModel",
+                "AutoModelForSequenceClassification": "modeling_perceiver_byte.PerceiverByteForSequenceClassification",
+            }
+        self.validate()
+
+    @property
+    def num_hidden_layers(self) -> int:
+        """Layers the latents pass through: R cross-attentions and R * L self-attentions."""
+        return self.num_blocks * (1 + self.num_self_attends_per_block)
+
+    @classmethod
+    def paper_imagenet(cls, **kwargs) -> "PerceiverByteConfig":
+        """The paper's ImageNet architecture over a byte array of C=64 channels: N=512, D=1024, 8 cross-attends with
+        1 head (repeats 2..8 share one), 6 latent self-attention layers of 8 heads. The paper's 44.9M parameters are
+        only reached with one latent Transformer for all 8 repeats, so that is the reading used here."""
+        preset = dict(
+            num_latents=512, d_latents=1024, d_model=64, num_blocks=8, num_self_attends_per_block=6,
+            num_cross_attention_heads=1, num_self_attention_heads=8, cross_attention_widening_factor=1,
+            self_attention_widening_factor=1, cross_attention_weight_sharing="all_but_first",
+            self_attention_weight_sharing="all",
+        )  # fmt: skip
+        return cls(**{**preset, **kwargs})
+
+    # ------------------------------------------------------------------ validation
+    def validate(self):
+        """Check every field; raise TypeError/ValueError naming the field, its value and what is allowed."""
+
+        def check(name, kind, ok, allowed):
+            value = getattr(self, name)
+            if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+                raise TypeError(f"PerceiverByteConfig.{name} must be an int, got {value!r} ({type(value).__name__}).")
+            if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise TypeError(f"PerceiverByteConfig.{name} must be a number, got {value!r} ({type(value).__name__}).")
+            if kind is str and not isinstance(value, str):
+                raise TypeError(f"PerceiverByteConfig.{name} must be a string, got {value!r} ({type(value).__name__}).")
+            if not ok(value):
+                raise ValueError(f"PerceiverByteConfig.{name}={value!r} is not allowed: {allowed}.")
+
+        positive = (lambda v: v >= 1, "use an integer >= 1")
+        for name in ("d_model", "num_latents", "d_latents", "num_blocks", "num_cross_attention_heads",
+                     "num_self_attention_heads", "cross_attention_widening_factor",
+                     "self_attention_widening_factor", "fourier_max_resolution", "max_position_embeddings"):  # fmt: skip
+            check(name, int, *positive)
+        check("num_self_attends_per_block", int, lambda v: v >= 0, "use an integer >= 0")
+        check("vocab_size", int, lambda v: v >= 262, "use at least 262 (6 special tokens + 256 byte values)")
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            check(name, int, lambda v: 0 <= v < self.vocab_size, f"use an id in [0, vocab_size={self.vocab_size})")
+        for name in ("qk_channels", "v_channels"):
+            if getattr(self, name) is not None:
+                check(name, int, *positive)
+        for name in ("attention_dropout", "hidden_dropout"):
+            check(name, float, lambda v: 0.0 <= v < 1.0, "use a probability in [0, 1)")
+        check("layer_norm_eps", float, lambda v: v > 0, "use a small positive number such as 1e-5")
+        check("initializer_range", float, lambda v: v > 0, "use a positive standard deviation such as 0.02")
+        check("position_encoding_type", str, lambda v: v in POSITION_ENCODINGS, f"choose one of {POSITION_ENCODINGS}")
+        for name in ("cross_attention_weight_sharing", "self_attention_weight_sharing"):
+            check(name, str, lambda v: v in SHARING_CHOICES, f"choose one of {SHARING_CHOICES}")
+        from transformers.activations import ACT2FN
+
+        check("hidden_act", str, lambda v: v in ACT2FN, "use a name from transformers.activations.ACT2FN, e.g. 'gelu'")
+        if self.position_encoding_type == "fourier":
+            check("d_model", int, lambda v: v % 2 == 0, "Fourier position features come in sin/cos pairs: use an even d_model")
+        qk = self.qk_channels or self.d_latents
+        v = self.v_channels or qk
+        for heads in ("num_cross_attention_heads", "num_self_attention_heads"):
+            n = getattr(self, heads)
+            if qk % n or v % n:
+                raise ValueError(
+                    f"PerceiverByteConfig.{heads}={n} must divide the query/key channels ({qk}) and the value "
+                    f"channels ({v}); change {heads}, qk_channels or v_channels."
+                )
+
+
+__all__ = ["PerceiverByteConfig"]

@@ -1,0 +1,371 @@
+"""The Perceiver (Jaegle et al., 2021) over raw byte arrays, as a transformers model.
+
+A learned latent array (N x D) cross-attends to the byte array (M x C: byte embeddings plus position encodings;
+queries from the latents, keys and values from the bytes), then a latent Transformer (L self-attention layers)
+refines it. Cross-attend + latent Transformer repeat R times; weights are shared between repeats by a schedule over
+unique modules. The latents are averaged and projected to logits. Cost: O(M*N) + O(R*L*N^2), linear in M.
+
+Read from top to bottom: attention function, attention module, MLP, the two layers, the byte array,
+`PerceiverBytePreTrainedModel`, `PerceiverByteModel`, `PerceiverByteForSequenceClassification`.
+Shapes: B batch, M bytes, C = d_model, N = num_latents, D = d_latents, h heads, dk/dv channels per head.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutputWithPoolingAndCrossAttentions, ModelOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
+from transformers.utils import can_return_tuple
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
+
+from .configuration_perceiver_byte import PerceiverByteConfig
+
+
+def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    # query (B, h, N, dk), key (B, h, M, dk), value (B, h, M, dv), attention_mask (B, 1, 1, M) additive or None
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # (B, h, N, M)
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    weights = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    output = torch.matmul(weights, value).transpose(1, 2).contiguous()  # (B, N, h, dv)
+    return output, weights
+
+
+class PerceiverByteAttention(nn.Module):
+    """Multi-head attention with queries from the latents.
+
+    Self-attention (`kv_dim=None`) projects Q, K and V with one matmul. Cross-attention projects Q from the latents
+    and K, V from the byte array with one matmul in `project_kv`, so that repeats sharing this module reuse them.
+    """
+
+    is_causal = False  # transformers' SDPA path would otherwise default to a causal mask
+
+    def __init__(self, config: PerceiverByteConfig, num_heads: int, kv_dim: int | None = None):
+        super().__init__()
+        self.config = config
+        self.num_heads = num_heads
+        self.qk_channels = config.qk_channels or config.d_latents
+        self.v_channels = config.v_channels or self.qk_channels
+        self.scaling = (self.qk_channels // num_heads) ** -0.5
+        self.attention_dropout = config.attention_dropout
+        self.is_cross_attention = kv_dim is not None
+        if self.is_cross_attention:
+            self.q_proj = nn.Linear(config.d_latents, self.qk_channels)
+            self.kv_proj = nn.Linear(kv_dim, self.qk_channels + self.v_channels)
+        else:
+            self.qkv_proj = nn.Linear(config.d_latents, 2 * self.qk_channels + self.v_channels)
+        self.o_proj = nn.Linear(self.v_channels, config.d_latents)
+
+    def split_heads(self, x):
+        return x.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)  # (B, T, h*d) -> (B, h, T, d)
+
+    def project_kv(self, inputs):
+        # inputs (B, M, C) -> key (B, h, M, dk), value (B, h, M, dv)
+        key, value = self.kv_proj(inputs).split([self.qk_channels, self.v_channels], dim=-1)
+        return self.split_heads(key), self.split_heads(value)
+
+    def forward(self, hidden_states, key=None, value=None, attention_mask=None, **kwargs):
+        # hidden_states (B, N, D); key/value from `project_kv` for cross-attention, None for self-attention
+        if self.is_cross_attention:
+            query = self.split_heads(self.q_proj(hidden_states))  # (B, h, N, dk)
+        else:
+            qkv = self.qkv_proj(hidden_states).split([self.qk_channels, self.qk_channels, self.v_channels], dim=-1)
+            query, key, value = (self.split_heads(t) for t in qkv)  # (B, h, N, d) each
+        implementation = "eager" if kwargs.get("output_attentions") else self.config._attn_implementation
+        attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+        output, weights = attention_interface(
+            self, query, key, value, attention_mask,
+            dropout=self.attention_dropout if self.training else 0.0, scaling=self.scaling, **kwargs,
+        )  # fmt: skip
+        output = self.o_proj(output.reshape(*hidden_states.shape[:-1], -1))  # (B, N, h*dv) -> (B, N, D)
+        return output, weights
+
+
+class PerceiverByteMLP(nn.Module):
+    def __init__(self, config: PerceiverByteConfig, widening_factor: int):
+        super().__init__()
+        self.fc1 = nn.Linear(config.d_latents, config.d_latents * widening_factor)
+        self.act = ACT2FN[config.hidden_act]
+        self.fc2 = nn.Linear(config.d_latents * widening_factor, config.d_latents)
+
+    def forward(self, hidden_states):
+        return self.fc2(self.act(self.fc1(hidden_states)))  # (B, N, D)
+
+
+class PerceiverByteCrossAttentionLayer(GradientCheckpointingLayer):
+    """The latents attend to the byte array, then an MLP; pre-norm residual blocks."""
+
+    def __init__(self, config: PerceiverByteConfig):
+        super().__init__()
+        self.inputs_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.latents_norm = nn.LayerNorm(config.d_latents, eps=config.layer_norm_eps)
+        self.cross_attn = PerceiverByteAttention(config, config.num_cross_attention_heads, kv_dim=config.d_model)
+        self.mlp_norm = nn.LayerNorm(config.d_latents, eps=config.layer_norm_eps)
+        self.mlp = PerceiverByteMLP(config, config.cross_attention_widening_factor)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+
+    def project_kv(self, byte_array):
+        # byte_array (B, M, C) -> key (B, h, M, dk), value (B, h, M, dv)
+        return self.cross_attn.project_kv(self.inputs_norm(byte_array))
+
+    def forward(self, hidden_states, key, value, attention_mask=None, **kwargs):
+        # hidden_states (B, N, D) -> (B, N, D)
+        attended, _ = self.cross_attn(self.latents_norm(hidden_states), key, value, attention_mask, **kwargs)
+        hidden_states = hidden_states + self.dropout(attended)
+        return hidden_states + self.dropout(self.mlp(self.mlp_norm(hidden_states)))
+
+
+class PerceiverByteSelfAttentionLayer(GradientCheckpointingLayer):
+    """One layer of the latent Transformer: self-attention over the latents, then an MLP; pre-norm residual blocks."""
+
+    def __init__(self, config: PerceiverByteConfig):
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(config.d_latents, eps=config.layer_norm_eps)
+        self.self_attn = PerceiverByteAttention(config, config.num_self_attention_heads)
+        self.mlp_norm = nn.LayerNorm(config.d_latents, eps=config.layer_norm_eps)
+        self.mlp = PerceiverByteMLP(config, config.self_attention_widening_factor)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(self, hidden_states, **kwargs):
+        # hidden_states (B, N, D) -> (B, N, D)
+        attended, _ = self.self_attn(self.attn_norm(hidden_states), **kwargs)
+        hidden_states = hidden_states + self.dropout(attended)
+        return hidden_states + self.dropout(self.mlp(self.mlp_norm(hidden_states)))
+
+
+def fourier_position_encoding(position_ids, channels: int, max_resolution: int):
+    """The paper's Fourier features of a 1-D position: sin and cos of pi * f * x for `channels / 2` frequencies f
+    spaced linearly in [1, mu / 2], with x = 2 p / mu - 1 running over [-1, 1) for the first mu positions."""
+    # position_ids (B, M) -> (B, M, channels)
+    x = position_ids.to(torch.float32) * (2.0 / max_resolution) - 1.0
+    freqs = torch.linspace(1.0, max_resolution / 2, channels // 2, device=position_ids.device)
+    angles = math.pi * x[..., None] * freqs  # (B, M, channels / 2)
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+class PerceiverByteEmbeddings(nn.Module):
+    """The byte array (B, M, C): byte embeddings plus a position encoding of each byte's place among the row's real
+    (unpadded) bytes, so that padding on either side changes nothing."""
+
+    def __init__(self, config: PerceiverByteConfig):
+        super().__init__()
+        self.config = config
+        self.byte_embeddings = nn.Embedding(config.vocab_size, config.d_model, padding_idx=config.pad_token_id)
+        if config.position_encoding_type == "learned":
+            self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.d_model)
+
+    def forward(self, input_ids=None, inputs_embeds=None, attention_mask=None):
+        embeds = self.byte_embeddings(input_ids) if inputs_embeds is None else inputs_embeds  # (B, M, C)
+        kind = self.config.position_encoding_type
+        if kind == "none":
+            return embeds
+        if attention_mask is None:
+            position_ids = torch.arange(embeds.shape[1], device=embeds.device)[None]  # (1, M)
+        else:
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, M): 0, 1, ... over real bytes
+        if kind == "fourier":
+            positions = fourier_position_encoding(position_ids, self.config.d_model, self.config.fourier_max_resolution)
+        else:
+            positions = self.position_embeddings(position_ids)
+        return embeds + positions.to(embeds.dtype)
+
+
+def repeat_schedule(sharing: str, num_blocks: int) -> list[int]:
+    """Which unique module each of the R repeats runs: "none" -> 0, 1, ..., R-1; "all_but_first" -> 0, 1, 1, ...;
+    "all" -> 0, 0, ...  Weights are shared by calling one module several times, never by listing it twice."""
+    return [{"none": r, "all_but_first": min(r, 1), "all": 0}[sharing] for r in range(num_blocks)]
+
+
+class PerceiverBytePreTrainedModel(PreTrainedModel):
+    config: PerceiverByteConfig
+    config_class = PerceiverByteConfig
+    base_model_prefix = "perceiver"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["PerceiverByteCrossAttentionLayer", "PerceiverByteSelfAttentionLayer"]
+    _supports_sdpa = True
+    _supports_attention_backend = True
+    _can_compile_fullgraph = True
+    _can_record_outputs = {
+        "hidden_states": [PerceiverByteCrossAttentionLayer, PerceiverByteSelfAttentionLayer],
+        "attentions": OutputRecorder(PerceiverByteAttention, index=1, layer_name="self_attn"),
+        "cross_attentions": OutputRecorder(PerceiverByteAttention, index=1, layer_name="cross_attn"),
+    }
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, PerceiverByteModel):
+            init.trunc_normal_(module.latents, mean=0.0, std=self.config.initializer_range)
+
+
+class PerceiverByteModel(PerceiverBytePreTrainedModel):
+    """The Perceiver: returns the latents (`last_hidden_state`, B x N x D) and their average (`pooler_output`)."""
+
+    def __init__(self, config: PerceiverByteConfig):
+        super().__init__(config)
+        self.embeddings = PerceiverByteEmbeddings(config)
+        self.latents = nn.Parameter(torch.empty(config.num_latents, config.d_latents))  # (N, D)
+        self.cross_schedule = repeat_schedule(config.cross_attention_weight_sharing, config.num_blocks)
+        self.self_schedule = repeat_schedule(config.self_attention_weight_sharing, config.num_blocks)
+        num_layers = config.num_self_attends_per_block
+        self.cross_layers = nn.ModuleList(
+            PerceiverByteCrossAttentionLayer(config) for _ in range(max(self.cross_schedule) + 1)
+        )
+        self.self_layers = nn.ModuleList(
+            PerceiverByteSelfAttentionLayer(config) for _ in range((max(self.self_schedule) + 1) * num_layers)
+        )
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings.byte_embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings.byte_embeddings = value
+
+    def check_inputs(self, input_ids, attention_mask, inputs_embeds):
+        """Clear errors for malformed inputs, before torch raises an obscure one from deep inside."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of `input_ids` (B, M) or `inputs_embeds` (B, M, d_model).")
+        if input_ids is not None:
+            if input_ids.dim() != 2 or input_ids.is_floating_point() or input_ids.is_complex():
+                raise ValueError(
+                    f"`input_ids` must be an integer tensor of shape (batch, length); got {input_ids.dtype} of shape "
+                    f"{tuple(input_ids.shape)}. Use PerceiverByteTokenizer(..., return_tensors='pt')."
+                )
+            shape = tuple(input_ids.shape)
+            if not torch.compiler.is_compiling() and input_ids.numel() > 0:
+                low, high = int(input_ids.min()), int(input_ids.max())
+                if low < 0 or high >= self.config.vocab_size:
+                    raise ValueError(
+                        f"`input_ids` must lie in [0, {self.config.vocab_size}) (byte b has id b + 6); got values in "
+                        f"[{low}, {high}]."
+                    )
+        else:
+            if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != self.config.d_model:
+                raise ValueError(
+                    f"`inputs_embeds` must have shape (batch, length, d_model={self.config.d_model}); got "
+                    f"{tuple(inputs_embeds.shape)}."
+                )
+            shape = tuple(inputs_embeds.shape[:2])
+        if shape[0] == 0 or shape[1] == 0:
+            raise ValueError(f"The input is empty (shape {shape}); pass at least one row of at least one byte.")
+        if attention_mask is not None and tuple(attention_mask.shape) != shape:
+            raise ValueError(
+                f"`attention_mask` must have the shape of the input, (batch, length) = {shape}; got "
+                f"{tuple(attention_mask.shape)}."
+            )
+        if attention_mask is not None and attention_mask.is_floating_point() and not torch.compiler.is_compiling():
+            if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+                raise ValueError("`attention_mask` must hold 1 for real bytes and 0 for padding, nothing else.")
+        if self.config.position_encoding_type == "learned" and shape[1] > self.config.max_position_embeddings:
+            raise ValueError(
+                f"The input has {shape[1]} positions but the learned position table has "
+                f"max_position_embeddings={self.config.max_position_embeddings}. Truncate the input "
+                f"(tokenizer max_length) or use position_encoding_type='fourier', which has no length limit."
+            )
+
+    @capture_outputs
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, **kwargs):
+        self.check_inputs(input_ids, attention_mask, inputs_embeds)
+        byte_array = self.embeddings(input_ids, inputs_embeds, attention_mask)  # (B, M, C)
+        mask = None
+        if attention_mask is not None:  # (B, M) of 1/0 -> additive (B, 1, 1, M): finite, so all-masked rows stay finite
+            mask = (1.0 - attention_mask[:, None, None, :].to(byte_array.dtype)) * torch.finfo(byte_array.dtype).min
+
+        latents = self.latents.expand(byte_array.shape[0], -1, -1)  # (B, N, D)
+        keys_values = {}  # unique cross-attention -> its keys and values: shared repeats compute them once
+        num_layers = self.config.num_self_attends_per_block
+        for cross_index, block_index in zip(self.cross_schedule, self.self_schedule):
+            cross_layer = self.cross_layers[cross_index]
+            if cross_index not in keys_values:
+                keys_values[cross_index] = cross_layer.project_kv(byte_array)  # (B, h, M, dk), (B, h, M, dv)
+            latents = cross_layer(latents, *keys_values[cross_index], mask, **kwargs)
+            for layer in self.self_layers[block_index * num_layers : (block_index + 1) * num_layers]:
+                latents = layer(latents, **kwargs)
+
+        return BaseModelOutputWithPoolingAndCrossAttentions(last_hidden_state=latents, pooler_output=latents.mean(1))
+
+
+@dataclass
+class PerceiverByteClassifierOutput(ModelOutput):
+    """Output of [`PerceiverByteForSequenceClassification`]: `loss` (when labels are given), `logits` (B, num_labels),
+    and on request `hidden_states`, `attentions` (latent self-attention) and `cross_attentions` (B, h, N, M)."""
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    cross_attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+def sequence_classification_loss(logits, labels, config: PerceiverByteConfig):
+    """The loss of each `problem_type`, in one place. With `problem_type=None` it is inferred as transformers does
+    (1 label: regression; integer labels: single-label; float labels: multi-label), and the config is left alone."""
+    num_labels = logits.shape[-1]
+    problem_type = config.problem_type
+    if problem_type is None:
+        if num_labels == 1:
+            problem_type = "regression"
+        elif not labels.is_floating_point():
+            problem_type = "single_label_classification"
+        else:
+            problem_type = "multi_label_classification"
+    batch = logits.shape[0]
+    if problem_type == "single_label_classification":
+        if labels.is_floating_point() or tuple(labels.shape) != (batch,):
+            raise ValueError(
+                f"single_label_classification needs integer class ids of shape ({batch},); got {labels.dtype} of "
+                f"shape {tuple(labels.shape)}."
+            )
+        return F.cross_entropy(logits, labels.long())
+    if problem_type == "multi_label_classification":
+        if tuple(labels.shape) != (batch, num_labels):
+            raise ValueError(
+                f"multi_label_classification needs 0/1 targets of shape ({batch}, {num_labels}); got shape "
+                f"{tuple(labels.shape)}."
+            )
+        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+    if labels.numel() != batch * num_labels:
+        raise ValueError(
+            f"regression needs {num_labels} target(s) per row, shape ({batch},) or ({batch}, {num_labels}); got shape "
+            f"{tuple(labels.shape)}."
+        )
+    return F.mse_loss(logits.reshape(-1), labels.reshape(-1).to(logits.dtype))
+
+
+class PerceiverByteForSequenceClassification(PerceiverBytePreTrainedModel):
+    """The Perceiver with the paper's head: average of the latents -> LayerNorm -> Linear -> logits."""
+
+    def __init__(self, config: PerceiverByteConfig):
+        super().__init__(config)
+        self.perceiver = PerceiverByteModel(config)
+        self.norm = nn.LayerNorm(config.d_latents, eps=config.layer_norm_eps)
+        self.classifier = nn.Linear(config.d_latents, config.num_labels)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, **kwargs):
+        outputs = self.perceiver(input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs)
+        logits = self.classifier(self.norm(outputs.pooler_output))  # (B, num_labels)
+        loss = None if labels is None else sequence_classification_loss(logits, labels, self.config)
+        return PerceiverByteClassifierOutput(
+            loss=loss,
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            cross_attentions=outputs.cross_attentions,
+        )
+
+
+__all__ = [
+    "PerceiverByteForSequenceClassification",
+    "PerceiverByteModel",
+    "PerceiverBytePreTrainedModel",
+]
