@@ -73,6 +73,9 @@ class PerceiverByteConfig(PreTrainedConfig):
     repeats 2..R share one) or "all" (one set for every repeat)."""
     self_attention_weight_sharing: Literal["none", "all_but_first", "all"] = "all_but_first"
     """The same choice for the latent Transformers (the paper's text admits "all_but_first" and "all")."""
+    cross_attention_chunk_size: int | None = None
+    """If set and the input is longer, each cross-attention streams the byte array in chunks of this many bytes (online
+    softmax: the same result, memory bounded in the input length, keys/values recomputed per repeat). None: whole."""
 
     # --- regularisation and initialisation ---
     attention_dropout: float = 0.0
@@ -145,7 +148,7 @@ class PerceiverByteConfig(PreTrainedConfig):
         check("vocab_size", int, lambda v: v >= 262, "use at least 262 (6 special tokens + 256 byte values)")
         for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
             check(name, int, lambda v: 0 <= v < self.vocab_size, f"use an id in [0, vocab_size={self.vocab_size})")
-        for name in ("qk_channels", "v_channels"):
+        for name in ("qk_channels", "v_channels", "cross_attention_chunk_size"):
             if getattr(self, name) is not None:
                 check(name, int, *positive)
         for name in ("attention_dropout", "hidden_dropout"):

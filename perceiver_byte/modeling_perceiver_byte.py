@@ -87,6 +87,28 @@ class PerceiverByteAttention(nn.Module):
         output = self.o_proj(output.reshape(*hidden_states.shape[:-1], -1))  # (B, N, h*dv) -> (B, N, D)
         return output, weights
 
+    def forward_chunked(self, hidden_states, chunks):
+        """Cross-attention over a byte array given as chunks of (inputs (B, c, C), additive mask (B, 1, 1, c) or None),
+        with an online softmax in float32: the same result as `forward`, in memory bounded by the chunk size."""
+        query = self.split_heads(self.q_proj(hidden_states)).float() * self.scaling  # (B, h, N, dk)
+        running_max = query.new_full((*query.shape[:-1], 1), float("-inf"))  # (B, h, N, 1)
+        denominator = torch.zeros_like(running_max)
+        numerator = 0.0  # becomes (B, h, N, dv)
+        for inputs, mask in chunks:
+            key, value = self.project_kv(inputs)  # (B, h, c, dk), (B, h, c, dv)
+            scores = torch.matmul(query, key.transpose(2, 3).to(query.dtype)).float()  # (B, h, N, c)
+            if mask is not None:
+                scores = scores + mask
+            new_max = torch.maximum(running_max, scores.amax(-1, keepdim=True)).detach()  # a stabiliser only
+            probs = torch.exp(scores - new_max)
+            correction = torch.exp(running_max - new_max)
+            denominator = denominator * correction + probs.sum(-1, keepdim=True)
+            probs = F.dropout(probs, p=self.attention_dropout, training=self.training)
+            numerator = numerator * correction + torch.matmul(probs.to(value.dtype), value).float()
+            running_max = new_max
+        output = (numerator / denominator).to(hidden_states.dtype).transpose(1, 2)  # (B, N, h, dv)
+        return self.o_proj(output.reshape(*hidden_states.shape[:-1], -1))  # (B, N, D)
+
 
 class PerceiverByteMLP(nn.Module):
     def __init__(self, config: PerceiverByteConfig, widening_factor: int):
@@ -115,9 +137,15 @@ class PerceiverByteCrossAttentionLayer(GradientCheckpointingLayer):
         # byte_array (B, M, C) -> key (B, h, M, dk), value (B, h, M, dv)
         return self.cross_attn.project_kv(self.inputs_norm(byte_array))
 
-    def forward(self, hidden_states, key, value, attention_mask=None, **kwargs):
-        # hidden_states (B, N, D) -> (B, N, D)
-        attended, _ = self.cross_attn(self.latents_norm(hidden_states), key, value, attention_mask, **kwargs)
+    def forward(self, hidden_states, key=None, value=None, attention_mask=None, byte_chunks=None, **kwargs):
+        # hidden_states (B, N, D) -> (B, N, D); keys/values from `project_kv`, or `byte_chunks()` yielding
+        # (byte array chunk (B, c, C), additive mask chunk) for the chunked path
+        queries = self.latents_norm(hidden_states)
+        if byte_chunks is None:
+            attended, _ = self.cross_attn(queries, key, value, attention_mask, **kwargs)
+        else:
+            chunks = ((self.inputs_norm(inputs), mask) for inputs, mask in byte_chunks())
+            attended = self.cross_attn.forward_chunked(queries, chunks)
         hidden_states = hidden_states + self.dropout(attended)
         return hidden_states + self.dropout(self.mlp(self.mlp_norm(hidden_states)))
 
@@ -161,15 +189,18 @@ class PerceiverByteEmbeddings(nn.Module):
         if config.position_encoding_type == "learned":
             self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.d_model)
 
-    def forward(self, input_ids=None, inputs_embeds=None, attention_mask=None):
-        embeds = self.byte_embeddings(input_ids) if inputs_embeds is None else inputs_embeds  # (B, M, C)
+    @staticmethod
+    def position_ids(attention_mask, length: int, device):
+        if attention_mask is None:
+            return torch.arange(length, device=device)[None]  # (1, M)
+        return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, M): 0, 1, ... over each row's real bytes
+
+    def forward(self, input_ids=None, inputs_embeds=None, position_ids=None):
+        # input_ids (B, M) or inputs_embeds (B, M, C); position_ids (B or 1, M) -> byte array (B, M, C)
+        embeds = self.byte_embeddings(input_ids) if inputs_embeds is None else inputs_embeds
         kind = self.config.position_encoding_type
         if kind == "none":
             return embeds
-        if attention_mask is None:
-            position_ids = torch.arange(embeds.shape[1], device=embeds.device)[None]  # (1, M)
-        else:
-            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, M): 0, 1, ... over real bytes
         if kind == "fourier":
             positions = fourier_position_encoding(position_ids, self.config.d_model, self.config.fourier_max_resolution)
         else:
@@ -274,19 +305,39 @@ class PerceiverByteModel(PerceiverBytePreTrainedModel):
     @capture_outputs
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, **kwargs):
         self.check_inputs(input_ids, attention_mask, inputs_embeds)
-        byte_array = self.embeddings(input_ids, inputs_embeds, attention_mask)  # (B, M, C)
+        source = input_ids if inputs_embeds is None else inputs_embeds
+        batch, length = source.shape[:2]
+        dtype = self.embeddings.byte_embeddings.weight.dtype if inputs_embeds is None else inputs_embeds.dtype
+        position_ids = self.embeddings.position_ids(attention_mask, length, source.device)
         mask = None
         if attention_mask is not None:  # (B, M) of 1/0 -> additive (B, 1, 1, M): finite, so all-masked rows stay finite
-            mask = (1.0 - attention_mask[:, None, None, :].to(byte_array.dtype)) * torch.finfo(byte_array.dtype).min
+            mask = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
 
-        latents = self.latents.expand(byte_array.shape[0], -1, -1)  # (B, N, D)
+        chunk = self.config.cross_attention_chunk_size
+        chunked = chunk is not None and length > chunk
+        if chunked:  # the byte array is never built whole: each cross-attention streams it chunk by chunk
+
+            def byte_chunks():
+                for start in range(0, length, chunk):
+                    part = slice(start, start + chunk)
+                    ids = None if input_ids is None else input_ids[:, part]
+                    embeds = None if inputs_embeds is None else inputs_embeds[:, part]
+                    yield self.embeddings(ids, embeds, position_ids[:, part]), None if mask is None else mask[..., part]
+
+        else:
+            byte_array = self.embeddings(input_ids, inputs_embeds, position_ids)  # (B, M, C)
+
+        latents = self.latents.expand(batch, -1, -1)  # (B, N, D)
         keys_values = {}  # unique cross-attention -> its keys and values: shared repeats compute them once
         num_layers = self.config.num_self_attends_per_block
         for cross_index, block_index in zip(self.cross_schedule, self.self_schedule):
             cross_layer = self.cross_layers[cross_index]
-            if cross_index not in keys_values:
-                keys_values[cross_index] = cross_layer.project_kv(byte_array)  # (B, h, M, dk), (B, h, M, dv)
-            latents = cross_layer(latents, *keys_values[cross_index], mask, **kwargs)
+            if chunked:
+                latents = cross_layer(latents, byte_chunks=byte_chunks, **kwargs)
+            else:
+                if cross_index not in keys_values:
+                    keys_values[cross_index] = cross_layer.project_kv(byte_array)  # (B, h, M, dk), (B, h, M, dv)
+                latents = cross_layer(latents, *keys_values[cross_index], mask, **kwargs)
             for layer in self.self_layers[block_index * num_layers : (block_index + 1) * num_layers]:
                 latents = layer(latents, **kwargs)
 
