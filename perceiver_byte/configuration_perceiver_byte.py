@@ -30,6 +30,8 @@ class PerceiverByteConfig(PreTrainedConfig):
     """
 
     model_type = "perceiver_byte"
+    # transformers' generic names, for tools that read them (Trainer, DeepSpeed, the common tests)
+    attribute_map = {"hidden_size": "d_latents", "num_attention_heads": "num_self_attention_heads"}
 
     # --- the byte array (M x C) ---
     vocab_size: int = 262

@@ -21,7 +21,8 @@ from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPoolingAndCrossAttentions, ModelOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
-from transformers.utils import can_return_tuple
+from transformers.processing_utils import Unpack
+from transformers.utils import TransformersKwargs, can_return_tuple
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_perceiver_byte import PerceiverByteConfig
@@ -303,7 +304,7 @@ class PerceiverByteModel(PerceiverBytePreTrainedModel):
             )
 
     @capture_outputs
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, **kwargs):
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, **kwargs: Unpack[TransformersKwargs]):
         self.check_inputs(input_ids, attention_mask, inputs_embeds)
         source = input_ids if inputs_embeds is None else inputs_embeds
         batch, length = source.shape[:2]
@@ -402,7 +403,9 @@ class PerceiverByteForSequenceClassification(PerceiverBytePreTrainedModel):
         self.post_init()
 
     @can_return_tuple
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, **kwargs):
+    def forward(
+        self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, **kwargs: Unpack[TransformersKwargs]
+    ):
         outputs = self.perceiver(input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs)
         logits = self.classifier(self.norm(outputs.pooler_output))  # (B, num_labels)
         loss = None if labels is None else sequence_classification_loss(logits, labels, self.config)

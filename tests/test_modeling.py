@@ -231,11 +231,26 @@ def test_torch_compile_forward_and_backward():
     ids, mask = tiny_inputs()
     labels = torch.tensor([0, 1, 2])
     eager_loss = model(ids, attention_mask=mask, labels=labels).loss
-    compiled = torch.compile(model)
+    compiled = torch.compile(model, fullgraph=True)  # fullgraph: any graph break is an error
     loss = compiled(ids, attention_mask=mask, labels=labels).loss
     loss.backward()
     torch.testing.assert_close(loss, eager_loss, rtol=1e-4, atol=1e-5)
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("chunk", [None, 8])
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_bf16_autocast_runs_and_stays_close_to_float32(chunk, implementation):
+    model = build(cross_attention_chunk_size=chunk)
+    model.set_attn_implementation(implementation)
+    ids, mask = tiny_inputs(length=29)
+    reference = model(ids, attention_mask=mask).logits
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(ids, attention_mask=mask, labels=torch.tensor([0, 1, 2]))
+    assert out.logits.dtype == torch.bfloat16
+    assert (out.logits.float() - reference).abs().max() <= 0.02
+    out.loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
 def test_losses_of_each_problem_type_and_config_untouched():
