@@ -196,13 +196,19 @@ class PerceiverByteEmbeddings(nn.Module):
             return torch.arange(length, device=device)[None]  # (1, M)
         return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, M): 0, 1, ... over each row's real bytes
 
-    def forward(self, input_ids=None, inputs_embeds=None, position_ids=None):
-        # input_ids (B, M) or inputs_embeds (B, M, C); position_ids (B or 1, M) -> byte array (B, M, C)
+    def forward(self, input_ids=None, inputs_embeds=None, position_ids=None, whole_length=None):
+        # input_ids (B, M) or inputs_embeds (B, M, C); position_ids (B or 1, M) -> byte array (B, M, C);
+        # whole_length: M when this is the whole input (not a chunk of it)
         embeds = self.byte_embeddings(input_ids) if inputs_embeds is None else inputs_embeds
         kind = self.config.position_encoding_type
         if kind == "none":
             return embeds
-        if kind == "fourier":
+        if kind == "fourier" and position_ids.shape[0] > 1 and position_ids.shape[1] == embeds.shape[1] == whole_length:
+            # a (B, M) batch of positions, all < M: encode 0..M-1 once, then look rows up (B times fewer sin/cos)
+            table = fourier_position_encoding(torch.arange(whole_length, device=embeds.device), self.config.d_model,
+                                              self.config.fourier_max_resolution)  # fmt: skip
+            positions = F.embedding(position_ids, table)
+        elif kind == "fourier":
             positions = fourier_position_encoding(position_ids, self.config.d_model, self.config.fourier_max_resolution)
         else:
             positions = self.position_embeddings(position_ids)
@@ -326,7 +332,7 @@ class PerceiverByteModel(PerceiverBytePreTrainedModel):
                     yield self.embeddings(ids, embeds, position_ids[:, part]), None if mask is None else mask[..., part]
 
         else:
-            byte_array = self.embeddings(input_ids, inputs_embeds, position_ids)  # (B, M, C)
+            byte_array = self.embeddings(input_ids, inputs_embeds, position_ids, whole_length=length)  # (B, M, C)
 
         latents = self.latents.expand(batch, -1, -1)  # (B, N, D)
         keys_values = {}  # unique cross-attention -> its keys and values: shared repeats compute them once
