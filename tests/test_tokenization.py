@@ -14,7 +14,16 @@ from transformers import DataCollatorWithPadding, PerceiverTokenizer
 
 from perceiver_byte.tokenization_perceiver_byte import PerceiverByteTokenizer
 
-logging.getLogger("transformers").setLevel(logging.ERROR)  # the reference tokenizer warns on pair truncation
+
+
+@pytest.fixture(autouse=True)
+def _quiet_transformers():
+    """The reference tokenizer warns on pair truncation; quiet it here only (other tests read transformers' logs)."""
+    logger = logging.getLogger("transformers")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    yield
+    logger.setLevel(level)
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\xff binary"
 TEXTS = ["héllo wörld", "", "a", "abcdefghijklmnopq", "日本語テキスト 🙂"]
