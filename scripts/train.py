@@ -85,6 +85,7 @@ import ast
 import dataclasses
 import gzip
 import hashlib
+import importlib.util
 import io
 import json
 import logging
@@ -1177,6 +1178,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if run_args.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(run_args.early_stopping_patience, run_args.early_stopping_threshold))
     collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=data_args.pad_to_multiple_of)
+    # Publishing is one push of the finished output at the end (scripts/push_to_hub.py), not Trainer's: Trainer would
+    # contact the Hub in its constructor (an unreachable Hub would end the run before training), push checkpoints
+    # mid-training and upload training_args.bin, which holds --hub_token.
+    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
     trainer = PerceiverByteTrainer(
         model=model,
         args=training_args,
@@ -1263,7 +1268,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         num_parameters=sum(p.numel() for p in unwrapped.parameters()),
         max_length=data_args.max_length,
         truncation_side=data_args.truncation_side,
-        command="python " + " ".join([os.path.relpath(__file__)] + list(sys.argv[1:] if argv is None else argv)),
+        command="python " + " ".join([os.path.relpath(__file__)] + without_tokens(sys.argv[1:] if argv is None else argv)),
         versions={"transformers": transformers.__version__, "torch": __import__("torch").__version__,
                   "datasets": datasets.__version__, "evaluate": evaluate.__version__,
                   "perceiver_byte": perceiver_byte.__version__},  # fmt: skip
@@ -1274,9 +1279,43 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if trainer.is_world_process_zero():
         trainer.create_model_card()
         logger.info("Model card written to %s", Path(training_args.output_dir, "README.md"))
-    if training_args.push_to_hub:
-        trainer.push_to_hub(commit_message="perceiver-byte: model, tokenizer, code and model card")
+    if push_to_hub and trainer.is_world_process_zero():
+        publish_output(training_args)
     return all_metrics
+
+
+def without_tokens(argv) -> list[str]:
+    """The command line with any token argument's value replaced, for the model card."""
+    out, hide = [], False
+    for arg in map(str, argv):
+        if hide:
+            arg = "***"
+        elif arg.startswith(("--hub_token=", "--token=")):
+            arg = arg.split("=", 1)[0] + "=***"
+        hide = arg in ("--hub_token", "--token")
+        out.append(arg)
+    return out
+
+
+def publish_output(training_args: TrainingArguments) -> None:
+    """Push the finished output_dir as one commit with scripts/push_to_hub.py (model, tokenizer, code, card; no
+    checkpoints, logs or training_args.bin). A failure keeps the local output and says how to publish it later."""
+    script = Path(__file__).with_name("push_to_hub.py")
+    spec = importlib.util.spec_from_file_location("perceiver_byte_push_to_hub", script)
+    publisher = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = publisher  # its dataclasses look their module up there
+    spec.loader.exec_module(publisher)
+    repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
+    if training_args.hub_token:
+        os.environ["HF_TOKEN"] = training_args.hub_token  # push_to_hub.py reads the token from the environment only
+    argv = [str(training_args.output_dir), repo_id, "--commit-message", "perceiver-byte: model, tokenizer, code, card"]
+    if training_args.hub_private_repo:
+        argv.append("--private")
+    if publisher.main(argv) != 0:
+        raise UserError(
+            f"the model is saved in {training_args.output_dir}, but publishing it to {repo_id} failed (see above); "
+            f"publish it later with: python scripts/push_to_hub.py {training_args.output_dir} {repo_id}"
+        )
 
 
 def cli(argv: list[str] | None = None) -> int:

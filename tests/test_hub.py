@@ -432,11 +432,6 @@ NO_RETRY_SLEEP = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="train.py: Trainer(push_to_hub=True) calls create_repo in __init__, so an unreachable Hub ends the run "
-    "with an httpx2.ConnectError traceback before training, and no local output is written",
-)
 def test_train_push_to_hub_with_the_hub_unreachable_keeps_the_local_output(hub_server, tmp_path):
     out = tmp_path / "out"
     dead = f"http://127.0.0.1:{free_port()}"
@@ -450,11 +445,6 @@ def test_train_push_to_hub_with_the_hub_unreachable_keeps_the_local_output(hub_s
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="train.py: the command line (with --hub_token) is rendered into README.md, and Trainer.push_to_hub "
-    "uploads training_args.bin, a pickle of TrainingArguments that holds hub_token",
-)
 def test_train_hub_token_argument_is_never_published(hub_server, tmp_path):
     out = tmp_path / "out"
     args = [*_tiny_data(tmp_path / "data"), "--output_dir", out, "--push_to_hub", "--hub_model_id", "user/tok",
