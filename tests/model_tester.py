@@ -1,5 +1,7 @@
 """ModelTester-style helpers: tiny configs and inputs that every model test builds on."""
 
+import textwrap
+
 import torch
 
 from perceiver_byte import PerceiverByteConfig
@@ -30,3 +32,21 @@ def tiny_inputs(batch=3, length=13, seed=0, padded=True):
 
 def count_params(module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+# Put first in a child process: from then on `import perceiver_byte` fails, as on a machine without the package.
+BLOCK_PACKAGE = textwrap.dedent(
+    """
+    import importlib.abc, sys
+    class _Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "perceiver_byte" or name.startswith("perceiver_byte."):
+                raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
+    sys.meta_path.insert(0, _Block())
+    try:
+        import perceiver_byte
+        raise SystemExit("perceiver_byte is importable: the test would prove nothing")
+    except ModuleNotFoundError:
+        pass
+    """
+)

@@ -35,7 +35,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from model_tester import tiny_config
+from model_tester import BLOCK_PACKAGE, tiny_config
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 from perceiver_byte import PerceiverByteForSequenceClassification, PerceiverByteTokenizer
@@ -45,23 +45,6 @@ PUSH = REPO_ROOT / "scripts" / "push_to_hub.py"
 CODE_FILES = {"configuration_perceiver_byte.py", "modeling_perceiver_byte.py", "tokenization_perceiver_byte.py"}
 TEXTS = ["Alle Menschen sind frei", "\x00\x01 binary \xff", "é", "a much longer text " * 5]
 
-# First in a child process: from then on `import perceiver_byte` fails, as on a machine without the package
-# (the idea of test_integration.BLOCK_PACKAGE).
-BLOCK_PACKAGE = textwrap.dedent(
-    """
-    import importlib.abc, sys
-    class _Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "perceiver_byte" or name.startswith("perceiver_byte."):
-                raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
-    sys.meta_path.insert(0, _Block())
-    try:
-        import perceiver_byte
-        raise SystemExit("perceiver_byte is importable: the test would prove nothing")
-    except ModuleNotFoundError:
-        pass
-    """
-)
 
 # Tiny everything: the training run takes seconds.
 TINY_OVERRIDES = (

@@ -11,27 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset
-from model_tester import tiny_config
+from model_tester import BLOCK_PACKAGE, tiny_config
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, pipeline
 
 from perceiver_byte import PerceiverByteForSequenceClassification, PerceiverByteTokenizer
 
-# Put first in a child process: from then on `import perceiver_byte` fails, as on a machine without the package.
-BLOCK_PACKAGE = textwrap.dedent(
-    """
-    import importlib.abc, sys
-    class _Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "perceiver_byte" or name.startswith("perceiver_byte."):
-                raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
-    sys.meta_path.insert(0, _Block())
-    try:
-        import perceiver_byte
-        raise SystemExit("perceiver_byte is importable: the test would prove nothing")
-    except ModuleNotFoundError:
-        pass
-    """
-)
 
 
 def run_python(code: str, cwd: Path, tmp_path: Path) -> str:
