@@ -6,6 +6,7 @@ layers) refines it; cross-attend + latent Transformer repeat R times, with weigh
 Every field below is read by the model; `validate()` checks them all and names the culprit on a bad value.
 """
 
+import math
 from typing import Literal
 
 from transformers import PreTrainedConfig
@@ -13,6 +14,33 @@ from transformers import PreTrainedConfig
 
 SHARING_CHOICES = ("none", "all_but_first", "all")
 POSITION_ENCODINGS = ("fourier", "learned", "none")
+PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
+# Fields that decide the weights or the outputs. save_pretrained writes them all, so a config.json that lacks one was
+# edited by hand or belongs to another model; it is refused rather than filled with defaults. Frozen: a field added in
+# a later version must default to the old behaviour and stay out of this tuple, so that old checkpoints still load.
+REQUIRED_FIELDS = (
+    "vocab_size", "d_model", "position_encoding_type", "fourier_max_resolution", "max_position_embeddings",
+    "num_latents", "d_latents", "num_blocks", "num_self_attends_per_block", "num_cross_attention_heads",
+    "num_self_attention_heads", "qk_channels", "v_channels", "cross_attention_widening_factor",
+    "self_attention_widening_factor", "hidden_act", "cross_attention_weight_sharing", "self_attention_weight_sharing",
+    "layer_norm_eps", "pad_token_id",
+)  # fmt: skip
+
+
+def check_config_file(config_dict: dict, where: str) -> None:
+    """Refuse a config.json of another model type, or one that lacks fields the weights depend on."""
+    model_type = config_dict.get("model_type", PerceiverByteConfig.model_type)
+    if model_type != PerceiverByteConfig.model_type:
+        raise ValueError(
+            f"{where}: config.json has model_type={model_type!r}, not {PerceiverByteConfig.model_type!r}; it does not "
+            "describe a PerceiverByte model."
+        )
+    missing = [name for name in REQUIRED_FIELDS if name not in config_dict]
+    if missing:
+        raise ValueError(
+            f"{where}: config.json lacks the field(s) {missing}, which the weights depend on; save_pretrained writes "
+            "them all. Restore them (from the training run's config) rather than let defaults replace them."
+        )
 
 
 class PerceiverByteConfig(PreTrainedConfig):
@@ -98,6 +126,14 @@ class PerceiverByteConfig(PreTrainedConfig):
     """Id of [EOS]."""
 
     def __post_init__(self, **kwargs):
+        num_labels = kwargs.get("num_labels")  # read by the base class before validate() could name it
+        if num_labels is not None and (isinstance(num_labels, bool) or not isinstance(num_labels, int)):
+            kind = type(num_labels).__name__
+            raise TypeError(f"PerceiverByteConfig.num_labels must be an int, got {num_labels!r} ({kind}).")
+        if num_labels is not None and num_labels < 1:
+            raise ValueError(
+                f"PerceiverByteConfig.num_labels={num_labels!r} is not allowed: use an integer >= 1 (1: regression)."
+            )
         super().__post_init__(**kwargs)
         if getattr(self, "auto_map", None) is None:
             # `save_pretrained` records only the saved class; the full map lets every Auto class load remote code.
@@ -107,6 +143,27 @@ class PerceiverByteConfig(PreTrainedConfig):
                 "AutoModelForSequenceClassification": "modeling_perceiver_byte.PerceiverByteForSequenceClassification",
             }
         self.validate()
+
+    @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs):
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        if not config_dict:  # transformers returns {} when the directory has no config.json
+            raise OSError(
+                f"{pretrained_model_name_or_path} has no config.json: a PerceiverByte checkpoint needs the config.json "
+                "that save_pretrained writes beside the weights."
+            )
+        check_config_file(config_dict, str(pretrained_model_name_or_path))
+        return config_dict, kwargs
+
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        # AutoConfig reads config.json itself and comes here: a dict with a model_type is such a file's content.
+        if "model_type" in config_dict:
+            check_config_file(config_dict, str(config_dict.get("_name_or_path") or "config.json"))
+        out = super().from_dict(config_dict, **kwargs)
+        # from_dict sets keyword overrides (from_pretrained(..., num_latents=...)) after __post_init__: check again
+        (out[0] if isinstance(out, tuple) else out).validate()
+        return out
 
     @property
     def num_hidden_layers(self) -> int:
@@ -155,8 +212,15 @@ class PerceiverByteConfig(PreTrainedConfig):
                 check(name, int, *positive)
         for name in ("attention_dropout", "hidden_dropout"):
             check(name, float, lambda v: 0.0 <= v < 1.0, "use a probability in [0, 1)")
-        check("layer_norm_eps", float, lambda v: v > 0, "use a small positive number such as 1e-5")
-        check("initializer_range", float, lambda v: v > 0, "use a positive standard deviation such as 0.02")
+        finite_positive = lambda v: math.isfinite(v) and v > 0  # noqa: E731
+        check("layer_norm_eps", float, finite_positive, "use a small positive number such as 1e-5")
+        check("initializer_range", float, finite_positive, "use a positive standard deviation such as 0.02")
+        check("num_labels", int, lambda v: v >= 1, "use an integer >= 1 (1: regression)")
+        if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
+            raise ValueError(
+                f"PerceiverByteConfig.problem_type={self.problem_type!r} is not allowed: choose None or one of "
+                f"{PROBLEM_TYPES}."
+            )
         check("position_encoding_type", str, lambda v: v in POSITION_ENCODINGS, f"choose one of {POSITION_ENCODINGS}")
         for name in ("cross_attention_weight_sharing", "self_attention_weight_sharing"):
             check(name, str, lambda v: v in SHARING_CHOICES, f"choose one of {SHARING_CHOICES}")
@@ -172,7 +236,8 @@ class PerceiverByteConfig(PreTrainedConfig):
             if qk % n or v % n:
                 raise ValueError(
                     f"PerceiverByteConfig.{heads}={n} must divide the query/key channels ({qk}) and the value "
-                    f"channels ({v}); change {heads}, qk_channels or v_channels."
+                    f"channels ({v}); change {heads}, d_latents, qk_channels or v_channels (None: they follow "
+                    "d_latents)."
                 )
 
 

@@ -25,7 +25,7 @@ from transformers.processing_utils import Unpack
 from transformers.utils import TransformersKwargs, can_return_tuple
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
-from .configuration_perceiver_byte import PerceiverByteConfig
+from .configuration_perceiver_byte import PROBLEM_TYPES, PerceiverByteConfig
 
 
 def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
@@ -237,6 +237,62 @@ class PerceiverBytePreTrainedModel(PreTrainedModel):
         "cross_attentions": OutputRecorder(PerceiverByteAttention, index=1, layer_name="cross_attn"),
     }
 
+    # Task-head weights: new, or left out, when a checkpoint of another head loads (base <-> classifier). Any other
+    # missing, unexpected or mis-shaped weight means the weights do not fit config.json.
+    _head_prefixes = ("norm.", "classifier.")
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """transformers' `from_pretrained`, stricter: safetensors only unless `use_safetensors=False` is passed; a
+        damaged weights file, and weights that do not fit config.json (shapes; body weights missing or unexpected),
+        raise an error naming the file instead of a bare SafetensorError or randomly initialised layers.
+        `ignore_mismatched_sizes=True` keeps transformers' behaviour (re-initialise what does not fit); with
+        `output_loading_info=True` or an explicit `state_dict`, missing/unexpected weights are the caller's to judge."""
+        kwargs.setdefault("use_safetensors", True)
+        return_info = kwargs.pop("output_loading_info", False)
+        lenient = kwargs.pop("ignore_mismatched_sizes", False)
+        where = f"{pretrained_model_name_or_path}"
+        try:
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *model_args, output_loading_info=True, ignore_mismatched_sizes=True,
+                **kwargs,
+            )  # fmt: skip
+        except OSError as err:
+            if kwargs["use_safetensors"] and "model.safetensors" in str(err):
+                raise OSError(
+                    f"{err} PerceiverByte loads safetensors weights only, unless asked: to unpickle a "
+                    "pytorch_model.bin you trust, pass use_safetensors=False."
+                ) from err
+            raise
+        except Exception as err:
+            if type(err).__name__ == "SafetensorError":  # safetensors' own error names no file
+                raise OSError(
+                    f"Cannot read the weights file model.safetensors in {where}: {err}. The file is truncated or "
+                    "corrupted; download or save it again."
+                ) from err
+            raise
+        if not lenient:
+            problems = []
+            if info["mismatched_keys"]:
+                shapes = sorted(
+                    f"{k} {tuple(a)} in the file, {tuple(b)} for the config" for k, a, b in info["mismatched_keys"]
+                )
+                problems.append("shapes differ: " + "; ".join(shapes[:5]))
+            if not return_info and kwargs.get("state_dict") is None:
+                missing = sorted(k for k in info["missing_keys"] if not k.startswith(cls._head_prefixes))
+                unexpected = sorted(k for k in info["unexpected_keys"] if not k.startswith(cls._head_prefixes))
+                if missing:
+                    problems.append(f"missing from the file: {missing[:5]}")
+                if unexpected:
+                    problems.append(f"in the file but not in the model: {unexpected[:5]}")
+            if problems:  # RuntimeError: the type transformers raises for a shape mismatch
+                raise RuntimeError(
+                    f"The weights (model.safetensors) in {where} do not fit its config.json: {'; '.join(problems)}. "
+                    "Check that config.json belongs to these weights; to replace weights of another size on purpose "
+                    "(e.g. a new num_labels), pass ignore_mismatched_sizes=True."
+                )
+        return (model, info) if return_info else model
+
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, PerceiverByteModel):
@@ -271,11 +327,19 @@ class PerceiverByteModel(PerceiverBytePreTrainedModel):
         """Clear errors for malformed inputs, before torch raises an obscure one from deep inside."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `input_ids` (B, M) or `inputs_embeds` (B, M, d_model).")
+        arguments = {"input_ids": input_ids, "attention_mask": attention_mask, "inputs_embeds": inputs_embeds}
+        for name, value in arguments.items():
+            if value is not None and not isinstance(value, torch.Tensor):
+                raise TypeError(
+                    f"`{name}` must be a torch.Tensor, got {type(value).__name__}. Use PerceiverByteTokenizer(..., "
+                    "return_tensors='pt') or torch.as_tensor(...)."
+                )
         if input_ids is not None:
-            if input_ids.dim() != 2 or input_ids.is_floating_point() or input_ids.is_complex():
+            if input_ids.dim() != 2 or input_ids.dtype not in (torch.int64, torch.int32):
                 raise ValueError(
-                    f"`input_ids` must be an integer tensor of shape (batch, length); got {input_ids.dtype} of shape "
-                    f"{tuple(input_ids.shape)}. Use PerceiverByteTokenizer(..., return_tensors='pt')."
+                    f"`input_ids` must be an integer tensor of shape (batch, length), int64 or int32; got "
+                    f"{input_ids.dtype} of shape {tuple(input_ids.shape)}. Use PerceiverByteTokenizer(..., "
+                    "return_tensors='pt'), or .long()."
                 )
             shape = tuple(input_ids.shape)
             if not torch.compiler.is_compiling() and input_ids.numel() > 0:
@@ -291,16 +355,27 @@ class PerceiverByteModel(PerceiverBytePreTrainedModel):
                     f"`inputs_embeds` must have shape (batch, length, d_model={self.config.d_model}); got "
                     f"{tuple(inputs_embeds.shape)}."
                 )
+            dtype = self.embeddings.byte_embeddings.weight.dtype
+            if not inputs_embeds.is_floating_point() or (
+                inputs_embeds.dtype != dtype and not torch.is_autocast_enabled(inputs_embeds.device.type)
+            ):
+                raise ValueError(
+                    f"`inputs_embeds` must be a floating-point tensor of the model's dtype ({dtype}); got "
+                    f"{inputs_embeds.dtype}. Convert it with .to({dtype})."
+                )
             shape = tuple(inputs_embeds.shape[:2])
         if shape[0] == 0 or shape[1] == 0:
-            raise ValueError(f"The input is empty (shape {shape}); pass at least one row of at least one byte.")
-        if attention_mask is not None and tuple(attention_mask.shape) != shape:
+            name = "input_ids" if input_ids is not None else "inputs_embeds"
             raise ValueError(
-                f"`attention_mask` must have the shape of the input, (batch, length) = {shape}; got "
-                f"{tuple(attention_mask.shape)}."
+                f"The input is empty: `{name}` has shape {shape}; pass at least one row of at least one byte."
             )
-        if attention_mask is not None and attention_mask.is_floating_point() and not torch.compiler.is_compiling():
-            if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+        if attention_mask is not None:
+            if tuple(attention_mask.shape) != shape or attention_mask.is_complex():
+                raise ValueError(
+                    f"`attention_mask` must have the shape of the input, (batch, length) = {shape}, and a real dtype; "
+                    f"got {attention_mask.dtype} of shape {tuple(attention_mask.shape)}."
+                )
+            if not torch.compiler.is_compiling() and not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
                 raise ValueError("`attention_mask` must hold 1 for real bytes and 0 for padding, nothing else.")
         if self.config.position_encoding_type == "learned" and shape[1] > self.config.max_position_embeddings:
             raise ValueError(
@@ -321,7 +396,8 @@ class PerceiverByteModel(PerceiverBytePreTrainedModel):
             mask = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
 
         chunk = self.config.cross_attention_chunk_size
-        chunked = chunk is not None and length > chunk
+        # output_attentions needs the (B, h, N, M) weights, which the streaming path never forms: use the whole path
+        chunked = chunk is not None and length > chunk and not kwargs.get("output_attentions")
         if chunked:  # the byte array is never built whole: each cross-attention streams it chunk by chunk
 
             def byte_chunks():
@@ -366,6 +442,10 @@ class PerceiverByteClassifierOutput(ModelOutput):
 def sequence_classification_loss(logits, labels, config: PerceiverByteConfig):
     """The loss of each `problem_type`, in one place. With `problem_type=None` it is inferred as transformers does
     (1 label: regression; integer labels: single-label; float labels: multi-label), and the config is left alone."""
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"`labels` must be a torch.Tensor, got {type(labels).__name__}.")
+    if labels.is_complex():
+        raise ValueError(f"`labels` must be real, got {labels.dtype}.")
     num_labels = logits.shape[-1]
     problem_type = config.problem_type
     if problem_type is None:
@@ -379,21 +459,31 @@ def sequence_classification_loss(logits, labels, config: PerceiverByteConfig):
     if problem_type == "single_label_classification":
         if labels.is_floating_point() or tuple(labels.shape) != (batch,):
             raise ValueError(
-                f"single_label_classification needs integer class ids of shape ({batch},); got {labels.dtype} of "
-                f"shape {tuple(labels.shape)}."
+                f"`labels`: single_label_classification needs integer class ids of shape ({batch},); got "
+                f"{labels.dtype} of shape {tuple(labels.shape)}."
             )
+        if not torch.compiler.is_compiling():
+            valid = ((labels >= 0) & (labels < num_labels)) | (labels == -100)
+            if not bool(valid.all()):
+                raise ValueError(
+                    f"`labels` must be class ids in [0, {num_labels}) (or -100 to ignore a row); got values in "
+                    f"[{int(labels.min())}, {int(labels.max())}]."
+                )
         return F.cross_entropy(logits, labels.long())
     if problem_type == "multi_label_classification":
         if tuple(labels.shape) != (batch, num_labels):
             raise ValueError(
-                f"multi_label_classification needs 0/1 targets of shape ({batch}, {num_labels}); got shape "
-                f"{tuple(labels.shape)}."
+                f"`labels`: multi_label_classification needs 0/1 targets of shape ({batch}, {num_labels}); got "
+                f"shape {tuple(labels.shape)}."
             )
         return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
-    if labels.numel() != batch * num_labels:
+    if problem_type != "regression":
+        raise ValueError(f"Unknown problem_type {problem_type!r}; choose one of {PROBLEM_TYPES}.")
+    shapes = [(batch, num_labels)] + ([(batch,)] if num_labels == 1 else [])
+    if tuple(labels.shape) not in shapes:
         raise ValueError(
-            f"regression needs {num_labels} target(s) per row, shape ({batch},) or ({batch}, {num_labels}); got shape "
-            f"{tuple(labels.shape)}."
+            f"`labels`: regression needs {num_labels} target(s) per row, shape "
+            f"{' or '.join(map(str, shapes))}; got shape {tuple(labels.shape)}."
         )
     return F.mse_loss(logits.reshape(-1), labels.reshape(-1).to(logits.dtype))
 

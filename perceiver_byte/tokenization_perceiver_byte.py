@@ -235,6 +235,19 @@ class PerceiverByteTokenizer(PreTrainedTokenizer):
                 out.append(ord(token))
         return out.decode("utf-8", errors="replace")
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *init_inputs, **kwargs):
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *init_inputs, **kwargs)
+        except ValueError as err:  # json.JSONDecodeError is a ValueError; its message names no file
+            if type(err).__name__ != "JSONDecodeError":
+                raise
+            raise OSError(
+                f"A tokenizer file in {pretrained_model_name_or_path} (tokenizer_config.json, or "
+                f"special_tokens_map.json / added_tokens.json if present) is not valid JSON: {err}. Save the tokenizer "
+                "again."
+            ) from err
+
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:
         """No vocabulary file: the byte vocabulary is implicit."""
         return ()
@@ -774,8 +787,6 @@ class PerceiverByteTokenizer(PreTrainedTokenizer):
         padding_strategy, _, max_length, _ = self._get_padding_truncation_strategies(
             padding=padding, max_length=max_length, verbose=verbose
         )
-        if padding_strategy == PaddingStrategy.DO_NOT_PAD:
-            return None
         padding_side = self.padding_side if padding_side is None else padding_side
         if padding_side not in ("right", "left"):
             raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
@@ -821,14 +832,23 @@ class PerceiverByteTokenizer(PreTrainedTokenizer):
             return_tensors = inferred
         elif return_tensors is not None:
             return_tensors = TensorType(return_tensors).value
-
-        target = int(lengths.max()) if padding_strategy == PaddingStrategy.LONGEST else max_length
+        if padding_strategy == PaddingStrategy.DO_NOT_PAD:
+            target = 0
+        else:
+            target = int(lengths.max()) if padding_strategy == PaddingStrategy.LONGEST else max_length
         if target is None:
             return None
         if pad_to_multiple_of and target % pad_to_multiple_of:
             target = (target // pad_to_multiple_of + 1) * pad_to_multiple_of
-        if int(lengths.max()) > target:
-            return None  # some rows longer than max_length: transformers leaves them ragged
+        if padding_strategy == PaddingStrategy.DO_NOT_PAD or int(lengths.max()) > target:
+            # rows stay ragged (no padding, or rows longer than max_length): transformers' generic path, except for
+            # torch tensors of different lengths, which it would turn into a (B, 0) tensor when the first row is empty
+            if return_tensors == "pt" and len({max(int(n), target) for n in lengths}) > 1:
+                raise ValueError(
+                    "Unable to create tensor from sequences of different lengths: activate padding (padding=True) "
+                    "and/or truncation to return a batched tensor."
+                )
+            return None
 
         if return_attention_mask is None:
             return_attention_mask = "attention_mask" in self.model_input_names

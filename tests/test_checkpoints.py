@@ -5,7 +5,7 @@ beyond torch/numpy/transformers/the standard library.
 
 Where transformers' own error already names the file and the problem, the test asserts it. Where it does not (a raw
 SafetensorError, a bare "look at the above report", weights silently left random), the test states the wanted
-behaviour and is marked `xfail(strict=True)` with the bug id of docs/reliability.md until the fix lands.
+behaviour and carries a `regression` mark with the id of the bug it found (docs/reliability.md), now fixed.
 """
 
 import ast
@@ -39,7 +39,7 @@ IDS, MASK = tiny_inputs()
 
 
 def bug(reason):
-    return pytest.mark.xfail(strict=True, reason=reason)
+    return pytest.mark.regression(reason)
 
 
 def save_checkpoint(directory: Path, **overrides) -> PerceiverByteForSequenceClassification:

@@ -41,10 +41,6 @@ def fuzz(weight: float = 1.0) -> settings:
     return settings(profile, max_examples=max(1, round(profile.max_examples * weight)))
 
 
-# Known bugs (T1, M1, R1-R7 in docs/reliability.md; each pinned by a strict xfail test): the fuzz tests tolerate
-# them, counting each as a hypothesis event, until the fixes land. Set to False then: the fuzz demands it all.
-TOLERATE_KNOWN_BUGS = True
-
 TOK = PerceiverByteTokenizer()
 CLS, SEP, PAD, OFFSET = 4, 5, 0, 6
 
@@ -289,9 +285,6 @@ def test_tokenizer_pad_like_data_collator(rows, padding, max_length, multiple, s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if ragged and tensor_type == "pt":
-            if TOLERATE_KNOWN_BUGS and len(rows[0]) == 0:
-                event("known bug T1")  # an empty first row: transformers' path returns a (B, 0) tensor
-                return
             with pytest.raises(ValueError, match="Unable to create tensor"):
                 TOK.pad(features, **kwargs)
             return
@@ -304,7 +297,7 @@ def test_tokenizer_pad_like_data_collator(rows, padding, max_length, multiple, s
         assert got_mask == ([1] * len(row) + [0] * extra if side == "right" else [0] * extra + [1] * len(row))
 
 
-@pytest.mark.xfail(strict=True, reason="bug T1 (transformers' generic pad): tensor rows that stay ragged (no padding, "
+@pytest.mark.regression("bug T1 (transformers' generic pad): tensor rows that stay ragged (no padding, "
                    "or rows longer than max_length) with an empty first row give a (2, 0) tensor: the other ids are "
                    "silently lost")  # fmt: skip
 @pytest.mark.parametrize("kwargs", [dict(padding=False), dict(padding="max_length", max_length=0)])
@@ -430,9 +423,6 @@ def test_model_fuzz(fields, inputs):
         assert max_diff(model(inputs_embeds=embeds, attention_mask=mask).logits, out.logits) <= 1e-5
 
         # attention weights on request: one (B, h, N, M) map per repeat, zero on padding, each row summing to one
-        chunk = config.cross_attention_chunk_size
-        if chunk is not None and length > chunk and TOLERATE_KNOWN_BUGS:
-            return  # bug M1: the chunked path returns no cross-attentions (test_chunked_model_returns_cross_attentions)
         seen = model(ids, attention_mask=mask, output_attentions=True)
         assert max_diff(seen.logits, out.logits) <= 1e-5
         assert len(seen.attentions) == config.num_blocks * config.num_self_attends_per_block
@@ -446,7 +436,7 @@ def test_model_fuzz(fields, inputs):
             assert (weights[padding] == 0).all()
 
 
-@pytest.mark.xfail(strict=True, reason="bug M1: with cross_attention_chunk_size set and a longer input, "
+@pytest.mark.regression("bug M1: with cross_attention_chunk_size set and a longer input, "
                    "output_attentions=True returns an empty cross_attentions tuple (the streaming path forms no "
                    "weights)")  # fmt: skip
 def test_chunked_model_returns_cross_attentions():
@@ -601,7 +591,7 @@ def test_config_save_load_round_trip(fields):
 
 
 # --- config errors the fuzz above cannot reach yet: each is a bug, pinned here until fixed (see docs/reliability.md)
-@pytest.mark.xfail(strict=True, reason="bug C1: keyword overrides given to from_pretrained/from_dict are set after "
+@pytest.mark.regression("bug C1: keyword overrides given to from_pretrained/from_dict are set after "
                    "validate() ran, so they are never checked")  # fmt: skip
 @pytest.mark.parametrize("field, value", [("num_latents", 0), ("hidden_act", "no_such_act"), ("d_model", 15),
                                           ("attention_dropout", 2.0)])  # fmt: skip
@@ -614,14 +604,14 @@ def test_config_overrides_at_load_time_are_validated(field, value, tmp_path):
         PerceiverByteConfig.from_dict(tiny_config().to_dict(), **{field: value})
 
 
-@pytest.mark.xfail(strict=True, reason="bug C2: +inf layer_norm_eps / initializer_range are accepted (NaN or zero "
+@pytest.mark.regression("bug C2: +inf layer_norm_eps / initializer_range are accepted (NaN or zero "
                    "logits)")  # fmt: skip
 @pytest.mark.parametrize("field", POSITIVE_FLOATS)
 def test_config_rejects_infinite_floats(field):
     _raises_naming(field, math.inf)
 
 
-@pytest.mark.xfail(strict=True, reason="bug C3: num_labels and problem_type (inherited fields that the loss reads) "
+@pytest.mark.regression("bug C3: num_labels and problem_type (inherited fields that the loss reads) "
                    "are not validated: 0/-1 labels build an empty head, 2.5 fails inside range(), an unknown problem "
                    "type silently falls back to regression")  # fmt: skip
 @pytest.mark.parametrize("field, value", [("num_labels", 0), ("num_labels", -1), ("num_labels", 2.5),
@@ -630,7 +620,7 @@ def test_config_validates_the_fields_the_head_reads(field, value):
     _raises_naming(field, value)
 
 
-@pytest.mark.xfail(strict=True, reason="bug C4 (message): with qk_channels=None the head-divisibility error names "
+@pytest.mark.regression("bug C4 (message): with qk_channels=None the head-divisibility error names "
                    "qk_channels/v_channels but not d_latents, the field the user actually set")  # fmt: skip
 def test_head_divisibility_error_names_d_latents():
     _raises_naming("d_latents", 6)  # 4 self-attention heads in tiny_config
@@ -655,7 +645,7 @@ REFERENCE = MODEL(IDS, attention_mask=MASK).logits.detach()
 
 
 def _bug(reason):
-    return pytest.mark.xfail(strict=True, reason=reason)
+    return pytest.mark.regression(reason)
 
 
 R1 = _bug("bug R1: an integer/bool/complex attention_mask is not checked for 0/1 values: 2 or -1 silently changes "
@@ -813,33 +803,6 @@ def runtime_calls(draw):
     return call, status
 
 
-def _known_bug(error, status, call) -> str | None:
-    """Which of bugs R1-R7 explains this outcome (error None: the call succeeded), if any."""
-    if not TOLERATE_KNOWN_BUGS:
-        return None
-    text = "" if error is None else f"{type(error).__name__}: {error}"
-    non_tensor = [n for n, v in call.items() if not isinstance(v, torch.Tensor)]
-    if non_tensor and (isinstance(error, AttributeError) or "Could not infer dtype" in text):
-        return "R2"
-    odd_ids = isinstance(call.get("input_ids"), torch.Tensor) and call["input_ids"].dtype not in (torch.int64, torch.int32)
-    odd_embeds = isinstance(call.get("inputs_embeds"), torch.Tensor) and call["inputs_embeds"].dtype != torch.float32
-    if odd_ids and isinstance(error, RuntimeError) and "Expected tensor for argument #1 'indices'" in text:
-        return "R3"
-    if odd_embeds and isinstance(error, (RuntimeError, TypeError)):  # mixed dtype, finfo of an int, bool subtraction
-        return "R4"
-    if isinstance(error, IndexError) and "out of bounds" in text:
-        return "R5"
-    if isinstance(error, ValueError) and "`labels`" not in text and any(
-        p in text for p in ("single_label", "multi_label", "regression", "The input is empty")
-    ):
-        return "R6"
-    if status.get("attention_mask") == "invalid" and (error is None or isinstance(error, IndexError)):
-        return "R1"  # accepted, or (mask values > 1 give positions >= M) an IndexError in the position lookup
-    if error is None and status.get("labels") == "invalid":
-        return "R7"
-    return None
-
-
 @fuzz(0.5)
 @given(runtime_calls())
 def test_runtime_bad_input_fuzz(call_status):
@@ -857,20 +820,10 @@ def test_runtime_bad_input_fuzz(call_status):
             if (invalid or convertible) and any(n in str(err) for n in invalid + convertible):
                 event("clear error")
                 return
-            bug = _known_bug(err, status, call)
-            assert bug, f"{type(err).__name__} that names none of {invalid + convertible}: {err}"
-            event(f"known bug {bug}")
-            return
+            raise AssertionError(f"{type(err).__name__} that names none of {invalid + convertible}: {err}") from err
         except Exception as err:  # noqa: BLE001 - anything else is an error from inside torch
-            bug = _known_bug(err, status, call)
-            assert bug, f"obscure {type(err).__name__}: {err}"
-            event(f"known bug {bug}")
-            return
-    if invalid:
-        bug = _known_bug(None, status, call)
-        assert bug, f"invalid {invalid} accepted"
-        event(f"known bug {bug}")
-        return
+            raise AssertionError(f"obscure {type(err).__name__}: {err}") from err
+    assert not invalid, f"invalid {invalid} accepted"
     ref = {k: torch.as_tensor(np.asarray(v) if not isinstance(v, torch.Tensor) else v) for k, v in call.items()}
     ids = ref.get("input_ids")
     embeds = ref.get("inputs_embeds")
