@@ -105,7 +105,12 @@ class PerceiverByteConfig(PreTrainedConfig):
     """The same choice for the latent Transformers (the paper's text admits "all_but_first" and "all")."""
     cross_attention_chunk_size: int | None = None
     """If set and the input is longer, each cross-attention streams the byte array in chunks of this many bytes (online
-    softmax: the same result, memory bounded in the input length, keys/values recomputed per repeat). None: whole."""
+    softmax: the same result, memory bounded in the input length; always in the absorbed form). None: whole."""
+    cross_attention_absorb_projections: bool | None = None
+    """How cross-attention computes (both give the same result): True, the absorbed form, which folds the key/value
+    projections into the N latent queries and outputs and attends to the normalised byte array itself, 4*h*N*C
+    multiply-adds per byte per repeat, no keys or values formed; False, the projected form, keys and values of every
+    byte (2*C*(K+V) per byte, once per distinct cross-attention) and 2*N*(K+V) per byte per repeat. None: the cheaper."""
 
     # --- regularisation and initialisation ---
     attention_dropout: float = 0.0
@@ -210,6 +215,12 @@ class PerceiverByteConfig(PreTrainedConfig):
         for name in ("qk_channels", "v_channels", "cross_attention_chunk_size"):
             if getattr(self, name) is not None:
                 check(name, int, *positive)
+        absorb = self.cross_attention_absorb_projections
+        if absorb is not None and not isinstance(absorb, bool):
+            raise TypeError(
+                "PerceiverByteConfig.cross_attention_absorb_projections must be True, False or None (the cheaper), got "
+                f"{absorb!r} ({type(absorb).__name__})."
+            )
         for name in ("attention_dropout", "hidden_dropout"):
             check(name, float, lambda v: 0.0 <= v < 1.0, "use a probability in [0, 1)")
         finite_positive = lambda v: math.isfinite(v) and v > 0  # noqa: E731

@@ -29,21 +29,47 @@ from .configuration_perceiver_byte import PROBLEM_TYPES, PerceiverByteConfig
 
 
 def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
-    # query (B, h, N, dk), key (B, h, M, dk), value (B, h, M, dv), attention_mask (B, 1, 1, M) additive or None
-    scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # (B, h, N, M)
+    # query (B, h, T, dk), key (B, h, M, dk), value (B, h, M, dv), attention_mask (B, 1, 1, M) additive or None
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # (B, h, T, M)
     if attention_mask is not None:
         scores = scores + attention_mask
     weights = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
     weights = F.dropout(weights, p=dropout, training=module.training)
-    output = torch.matmul(weights, value).transpose(1, 2).contiguous()  # (B, N, h, dv)
+    output = torch.matmul(weights, value).transpose(1, 2).contiguous()  # (B, T, h, dv)
     return output, weights
+
+
+def streamed_attention_forward(module, query, chunks, scaling, dropout=0.0):
+    """Attention of `query` (B, h, T, dk) over keys and values that arrive in chunks of (key (B, h, c, dk), value
+    (B, h, c, dv), additive mask (B, 1, 1, c) or None), with an online softmax in float32: the result of attending to
+    all of them at once, in memory bounded by the chunk size. Returns (B, T, h, dv), like the attention functions."""
+    query = query.float() * scaling
+    running_max = query.new_full((*query.shape[:-1], 1), float("-inf"))  # (B, h, T, 1)
+    denominator = torch.zeros_like(running_max)
+    numerator = 0.0  # becomes (B, h, T, dv)
+    for key, value, mask in chunks:
+        scores = torch.matmul(query, key.transpose(2, 3).to(query.dtype))  # (B, h, T, c)
+        if mask is not None:
+            scores = scores + mask
+        new_max = torch.maximum(running_max, scores.amax(-1, keepdim=True)).detach()  # a stabiliser only
+        probs = torch.exp(scores - new_max)
+        correction = torch.exp(running_max - new_max)
+        denominator = denominator * correction + probs.sum(-1, keepdim=True)
+        probs = F.dropout(probs, p=dropout, training=module.training)
+        numerator = numerator * correction + torch.matmul(probs.to(value.dtype), value).float()
+        running_max = new_max
+    return (numerator / denominator).to(key.dtype).transpose(1, 2)  # (B, T, h, dv)
 
 
 class PerceiverByteAttention(nn.Module):
     """Multi-head attention with queries from the latents.
 
-    Self-attention (`kv_dim=None`) projects Q, K and V with one matmul. Cross-attention projects Q from the latents
-    and K, V from the byte array with one matmul in `project_kv`, so that repeats sharing this module reuse them.
+    Self-attention (`kv_dim=None`) projects Q, K and V with one matmul. Cross-attention runs in one of two forms that
+    compute the same thing:
+    - projected: K and V of the byte array with one matmul (`project_kv`), which repeats sharing this module reuse;
+    - absorbed: the key and value projections (and the byte array's LayerNorm affine) are folded into the N queries
+      and the N outputs (`absorbed_projections`), so that attention runs over the normalised byte array itself and
+      no (M x K) keys or (M x V) values are ever formed: per byte 4*h*N*C multiply-adds instead of 2*C*(K+V) + 2*N*(K+V).
     """
 
     is_causal = False  # transformers' SDPA path would otherwise default to a causal mask
@@ -72,43 +98,69 @@ class PerceiverByteAttention(nn.Module):
         key, value = self.kv_proj(inputs).split([self.qk_channels, self.v_channels], dim=-1)
         return self.split_heads(key), self.split_heads(value)
 
-    def forward(self, hidden_states, key=None, value=None, attention_mask=None, **kwargs):
-        # hidden_states (B, N, D); key/value from `project_kv` for cross-attention, None for self-attention
+    def absorbed_projections(self, norm: nn.LayerNorm):
+        """The key/value projection and the LayerNorm affine (gamma, beta) before it, folded for attention over the
+        normalised bytes x_j:  q . k_j = (W_k^T q * gamma) . x_j + q . (W_k beta + b_k), whose second term is the same
+        for every j and drops out of the softmax;  sum_j p_j v_j = W_v (gamma * sum_j p_j x_j) + (sum_j p_j)(W_v beta
+        + b_v), where sum_j p_j = 1 unless dropout thinned the probabilities."""
+        w_k, w_v = self.kv_proj.weight.split([self.qk_channels, self.v_channels])  # (K, C), (V, C)
+        b_v = self.kv_proj.bias[self.qk_channels :] + w_v @ norm.bias  # (V,)
+        w_k = (w_k * norm.weight).unflatten(0, (self.num_heads, -1))  # (h, dk, C)
+        w_v = (w_v * norm.weight).unflatten(0, (self.num_heads, -1)).transpose(1, 2)  # (h, C, dv)
+        return w_k, w_v, b_v.unflatten(0, (self.num_heads, 1, -1))  # ..., (h, 1, dv)
+
+    def attend(self, query, key, value, attention_mask, **kwargs):
+        # query (B, h, T, dk), key (B, h, M, dk), value (B, h, M, dv) -> (B, T, h, dv), weights (B, h, T, M) or None;
+        # key None: `value` is a callable yielding chunks of (key, value, mask), streamed with an online softmax
+        dropout = self.attention_dropout if self.training else 0.0
+        if key is None:
+            return streamed_attention_forward(self, query, value(), self.scaling, dropout), None
+        implementation = "eager" if kwargs.get("output_attentions") else self.config._attn_implementation
+        attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+        return attention_interface(
+            self, query, key, value, attention_mask, dropout=dropout, scaling=self.scaling, **kwargs
+        )
+
+    def forward(self, hidden_states, key=None, value=None, attention_mask=None, normalized_bytes=None, norm=None,
+                **kwargs):  # fmt: skip
+        # hidden_states (B, N, D) -> (B, N, D), attention weights (B, h, N, M) or None. Self-attention: no other input.
+        # Cross-attention, projected: key (B, h, M, dk), value (B, h, M, dv) from `project_kv`. Absorbed: the byte
+        # array after LayerNorm without its affine, (B, M, C) or a callable yielding chunks of ((B, c, C), mask),
+        # and `norm`, the LayerNorm whose affine (gamma, beta) is folded in.
+        if normalized_bytes is not None:
+            return self.forward_absorbed(hidden_states, normalized_bytes, attention_mask, norm, **kwargs)
         if self.is_cross_attention:
             query = self.split_heads(self.q_proj(hidden_states))  # (B, h, N, dk)
         else:
             qkv = self.qkv_proj(hidden_states).split([self.qk_channels, self.qk_channels, self.v_channels], dim=-1)
             query, key, value = (self.split_heads(t) for t in qkv)  # (B, h, N, d) each
-        implementation = "eager" if kwargs.get("output_attentions") else self.config._attn_implementation
-        attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
-        output, weights = attention_interface(
-            self, query, key, value, attention_mask,
-            dropout=self.attention_dropout if self.training else 0.0, scaling=self.scaling, **kwargs,
-        )  # fmt: skip
+        output, weights = self.attend(query, key, value, attention_mask, **kwargs)
         output = self.o_proj(output.reshape(*hidden_states.shape[:-1], -1))  # (B, N, h*dv) -> (B, N, D)
         return output, weights
 
-    def forward_chunked(self, hidden_states, chunks):
-        """Cross-attention over a byte array given as chunks of (inputs (B, c, C), additive mask (B, 1, 1, c) or None),
-        with an online softmax in float32: the same result as `forward`, in memory bounded by the chunk size."""
-        query = self.split_heads(self.q_proj(hidden_states)).float() * self.scaling  # (B, h, N, dk)
-        running_max = query.new_full((*query.shape[:-1], 1), float("-inf"))  # (B, h, N, 1)
-        denominator = torch.zeros_like(running_max)
-        numerator = 0.0  # becomes (B, h, N, dv)
-        for inputs, mask in chunks:
-            key, value = self.project_kv(inputs)  # (B, h, c, dk), (B, h, c, dv)
-            scores = torch.matmul(query, key.transpose(2, 3).to(query.dtype)).float()  # (B, h, N, c)
-            if mask is not None:
-                scores = scores + mask
-            new_max = torch.maximum(running_max, scores.amax(-1, keepdim=True)).detach()  # a stabiliser only
-            probs = torch.exp(scores - new_max)
-            correction = torch.exp(running_max - new_max)
-            denominator = denominator * correction + probs.sum(-1, keepdim=True)
-            probs = F.dropout(probs, p=self.attention_dropout, training=self.training)
-            numerator = numerator * correction + torch.matmul(probs.to(value.dtype), value).float()
-            running_max = new_max
-        output = (numerator / denominator).to(hidden_states.dtype).transpose(1, 2)  # (B, N, h, dv)
-        return self.o_proj(output.reshape(*hidden_states.shape[:-1], -1))  # (B, N, D)
+    def forward_absorbed(self, hidden_states, normalized_bytes, attention_mask, norm, **kwargs):
+        batch, num_latents = hidden_states.shape[:2]
+        w_k, w_v, b_v = self.absorbed_projections(norm)
+        query = torch.matmul(self.split_heads(self.q_proj(hidden_states)), w_k)  # (B, h, N, dk) @ (h, dk, C)
+        # every head attends over the same x_j: one head of h*N queries, (B, 1, h*N, C)
+        query = query.reshape(batch, 1, self.num_heads * num_latents, -1)
+        # with dropout the probabilities no longer sum to 1: a channel of ones in the values sums them
+        count = self.training and self.attention_dropout > 0
+        as_values = (lambda x: F.pad(x, (0, 1), value=1.0)) if count else (lambda x: x)
+        if callable(normalized_bytes):
+            chunks = lambda: ((x[:, None], as_values(x[:, None]), mask) for x, mask in normalized_bytes())  # noqa: E731
+            output, weights = self.attend(query, None, chunks, None)
+        else:
+            key = normalized_bytes[:, None]  # (B, 1, M, C)
+            output, weights = self.attend(query, key, as_values(key), attention_mask, **kwargs)
+        output = output.reshape(batch, self.num_heads, num_latents, -1)  # (B, h*N, 1, C) -> (B, h, N, C or C + 1)
+        channels = w_v.shape[1]
+        sums = output[..., channels:] if count else 1.0  # (B, h, N, 1): each query's probability mass
+        values = torch.matmul(output[..., :channels], w_v) + sums * b_v  # (B, h, N, C) @ (h, C, dv) -> (B, h, N, dv)
+        output = self.o_proj(values.transpose(1, 2).reshape(batch, num_latents, -1))  # (B, N, h*dv) -> (B, N, D)
+        if weights is not None:
+            weights = weights.reshape(batch, self.num_heads, num_latents, -1)  # (B, h, N, M)
+        return output, weights
 
 
 class PerceiverByteMLP(nn.Module):
@@ -138,15 +190,13 @@ class PerceiverByteCrossAttentionLayer(GradientCheckpointingLayer):
         # byte_array (B, M, C) -> key (B, h, M, dk), value (B, h, M, dv)
         return self.cross_attn.project_kv(self.inputs_norm(byte_array))
 
-    def forward(self, hidden_states, key=None, value=None, attention_mask=None, byte_chunks=None, **kwargs):
-        # hidden_states (B, N, D) -> (B, N, D); keys/values from `project_kv`, or `byte_chunks()` yielding
-        # (byte array chunk (B, c, C), additive mask chunk) for the chunked path
-        queries = self.latents_norm(hidden_states)
-        if byte_chunks is None:
-            attended, _ = self.cross_attn(queries, key, value, attention_mask, **kwargs)
-        else:
-            chunks = ((self.inputs_norm(inputs), mask) for inputs, mask in byte_chunks())
-            attended = self.cross_attn.forward_chunked(queries, chunks)
+    def forward(self, hidden_states, key=None, value=None, attention_mask=None, normalized_bytes=None, **kwargs):
+        # hidden_states (B, N, D) -> (B, N, D). Projected form: key/value from `project_kv`. Absorbed form: the byte
+        # array after LayerNorm without affine, (B, M, C) or a callable yielding chunks of it (see the attention).
+        norm = None if normalized_bytes is None else self.inputs_norm
+        attended, _ = self.cross_attn(
+            self.latents_norm(hidden_states), key, value, attention_mask, normalized_bytes, norm, **kwargs
+        )
         hidden_states = hidden_states + self.dropout(attended)
         return hidden_states + self.dropout(self.mlp(self.mlp_norm(hidden_states)))
 
@@ -384,6 +434,17 @@ class PerceiverByteModel(PerceiverBytePreTrainedModel):
                 f"(tokenizer max_length) or use position_encoding_type='fourier', which has no length limit."
             )
 
+    def absorbs_projections(self) -> bool:
+        """Whether the cross-attentions run in the absorbed form (see `PerceiverByteAttention`): as the config says, or
+        (None) when that form needs fewer multiply-adds per byte. Streamed (chunked) inputs always use it."""
+        if self.config.cross_attention_absorb_projections is not None:
+            return self.config.cross_attention_absorb_projections
+        attention, config = self.cross_layers[0].cross_attn, self.config
+        channels = attention.qk_channels + attention.v_channels  # K + V
+        projected = (len(self.cross_layers) * config.d_model + config.num_blocks * config.num_latents) * channels
+        absorbed = config.num_blocks * 2 * attention.num_heads * config.num_latents * config.d_model
+        return absorbed < projected
+
     @capture_outputs
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, **kwargs: Unpack[TransformersKwargs]):
         self.check_inputs(input_ids, attention_mask, inputs_embeds)
@@ -392,31 +453,41 @@ class PerceiverByteModel(PerceiverBytePreTrainedModel):
         dtype = self.embeddings.byte_embeddings.weight.dtype if inputs_embeds is None else inputs_embeds.dtype
         position_ids = self.embeddings.position_ids(attention_mask, length, source.device)
         mask = None
-        if attention_mask is not None:  # (B, M) of 1/0 -> additive (B, 1, 1, M): finite, so all-masked rows stay finite
-            mask = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+        if attention_mask is not None:  # (B, M) of 1/0 -> additive (B, 1, 1, M)
+            # a row without one real byte attends to all of its positions: masking them all would leave SDPA kernels a
+            # softmax over -inf-like scores, whose backward some get wrong (float32 rounds away the log-sum-exp)
+            keep = attention_mask.bool() | ~attention_mask.bool().any(-1, keepdim=True)  # (B, M)
+            mask = (~keep[:, None, None, :]).to(dtype) * torch.finfo(dtype).min
 
         chunk = self.config.cross_attention_chunk_size
         # output_attentions needs the (B, h, N, M) weights, which the streaming path never forms: use the whole path
         chunked = chunk is not None and length > chunk and not kwargs.get("output_attentions")
+        absorbed = chunked or self.absorbs_projections()
+
+        def normalize(byte_array):  # LayerNorm without affine: each cross-attention folds in its own gamma and beta
+            return F.layer_norm(byte_array, byte_array.shape[-1:], eps=self.config.layer_norm_eps)
+
         if chunked:  # the byte array is never built whole: each cross-attention streams it chunk by chunk
 
-            def byte_chunks():
+            def normalized_bytes():
                 for start in range(0, length, chunk):
                     part = slice(start, start + chunk)
                     ids = None if input_ids is None else input_ids[:, part]
                     embeds = None if inputs_embeds is None else inputs_embeds[:, part]
-                    yield self.embeddings(ids, embeds, position_ids[:, part]), None if mask is None else mask[..., part]
+                    byte_array = self.embeddings(ids, embeds, position_ids[:, part])  # (B, c, C)
+                    yield normalize(byte_array), None if mask is None else mask[..., part]
 
         else:
             byte_array = self.embeddings(input_ids, inputs_embeds, position_ids, whole_length=length)  # (B, M, C)
+            normalized_bytes = normalize(byte_array) if absorbed else None  # one for every cross-attention
 
         latents = self.latents.expand(batch, -1, -1)  # (B, N, D)
-        keys_values = {}  # unique cross-attention -> its keys and values: shared repeats compute them once
+        keys_values = {}  # projected form: unique cross-attention -> its keys and values, computed once
         num_layers = self.config.num_self_attends_per_block
         for cross_index, block_index in zip(self.cross_schedule, self.self_schedule):
             cross_layer = self.cross_layers[cross_index]
-            if chunked:
-                latents = cross_layer(latents, byte_chunks=byte_chunks, **kwargs)
+            if absorbed:
+                latents = cross_layer(latents, None, None, mask, normalized_bytes, **kwargs)
             else:
                 if cross_index not in keys_values:
                     keys_values[cross_index] = cross_layer.project_kv(byte_array)  # (B, h, M, dk), (B, h, M, dv)

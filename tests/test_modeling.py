@@ -162,7 +162,10 @@ def test_schedules_follow_the_paper():
 
 
 def test_shared_cross_attention_projects_keys_values_once(monkeypatch):
-    model = build(PerceiverByteModel, num_blocks=5, cross_attention_weight_sharing="all_but_first")
+    model = build(
+        PerceiverByteModel, num_blocks=5, cross_attention_weight_sharing="all_but_first",
+        cross_attention_absorb_projections=False,
+    )  # fmt: skip
     calls = []
     for i, layer in enumerate(model.cross_layers):
         original = layer.project_kv
@@ -357,6 +360,104 @@ def test_every_config_field_is_read_by_the_model():
     assert len(own) >= 20
     unread = [name for name in own if f"config.{name}" not in source and name not in ("vocab_size", "bos_token_id", "eos_token_id")]
     assert unread == []
+
+
+# ----------------------------------------------------------------------------------------- absorbed cross-attention
+def with_perturbed_norms(model):
+    """LayerNorm affines away from their (1, 0) initialisation, so that folding them into the queries is exercised."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "norm" in name:
+                parameter.add_(torch.randn_like(parameter) * 0.5)
+    return model
+
+
+def logits_and_grads(model, ids, mask, labels, seed=0):
+    model.zero_grad()
+    torch.manual_seed(seed)
+    out = model(ids, attention_mask=mask, labels=labels)
+    out.loss.backward()
+    return out.logits.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
+@pytest.mark.parametrize("chunk", [None, 7])
+@pytest.mark.parametrize("sharing", SHARING)
+def test_absorbed_cross_attention_equals_projected(heads, implementation, chunk, sharing):
+    """The absorbed form (key/value projections folded into the latents' queries and outputs) computes the same logits
+    and the same gradients for every parameter as the projected form, including a fully padded row."""
+    common = dict(num_blocks=3, num_cross_attention_heads=heads, cross_attention_weight_sharing=sharing)
+    projected = with_perturbed_norms(build(cross_attention_absorb_projections=False, **common)).train()
+    absorbed = build(cross_attention_absorb_projections=True, cross_attention_chunk_size=chunk, **common).train()
+    absorbed.load_state_dict(projected.state_dict())
+    for model in (projected, absorbed):
+        model.set_attn_implementation(implementation)
+    ids, mask = tiny_inputs(length=23)
+    mask[2] = 0
+    labels = torch.tensor([0, 1, 2])
+    expected, expected_grads = logits_and_grads(projected, ids, mask, labels)
+    got, grads = logits_and_grads(absorbed, ids, mask, labels)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    for name, grad in expected_grads.items():
+        torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+def test_absorbed_cross_attention_with_attention_dropout(heads):
+    """With dropout the kept probabilities no longer sum to one, and the absorbed form counts them (a channel of ones
+    among the values): under eager attention both forms draw the same dropout mask and must agree exactly."""
+    common = dict(num_blocks=2, num_cross_attention_heads=heads, attention_dropout=0.3)
+    projected = with_perturbed_norms(build(cross_attention_absorb_projections=False, **common)).train()
+    absorbed = build(cross_attention_absorb_projections=True, **common).train()
+    absorbed.load_state_dict(projected.state_dict())
+    for model in (projected, absorbed):
+        model.set_attn_implementation("eager")
+    ids, mask = tiny_inputs(length=23)
+    labels = torch.tensor([0, 1, 2])
+    expected, expected_grads = logits_and_grads(projected, ids, mask, labels, seed=3)
+    got, grads = logits_and_grads(absorbed, ids, mask, labels, seed=3)
+    assert not torch.allclose(expected, logits_and_grads(projected, ids, mask, labels, seed=4)[0])  # dropout is on
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    for name, grad in expected_grads.items():
+        torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_absorbed_cross_attention_forms_no_keys_or_values(monkeypatch):
+    model = build(PerceiverByteModel, num_blocks=4, cross_attention_absorb_projections=True)
+    for layer in model.cross_layers:
+        monkeypatch.setattr(layer.cross_attn.kv_proj, "forward", lambda x: pytest.fail("keys/values were projected"))
+    ids, mask = tiny_inputs()
+    model(ids, attention_mask=mask).last_hidden_state.sum().backward()
+    assert all(layer.cross_attn.kv_proj.weight.grad is not None for layer in model.cross_layers)
+
+
+def test_cross_attention_form_chosen_by_cost():
+    """None chooses the form with fewer multiply-adds per byte: absorbed for the default (1 cross-attention head),
+    projected when many heads over few latents make folding dearer; an explicit choice wins."""
+    assert PerceiverByteModel(PerceiverByteConfig()).absorbs_projections()
+    many_heads = dict(num_cross_attention_heads=16, num_blocks=1, d_model=256, qk_channels=64)
+    assert not PerceiverByteModel(PerceiverByteConfig(**many_heads)).absorbs_projections()
+    assert PerceiverByteModel(PerceiverByteConfig(**many_heads, cross_attention_absorb_projections=True)).absorbs_projections()
+    assert not PerceiverByteModel(PerceiverByteConfig(cross_attention_absorb_projections=False)).absorbs_projections()
+
+
+@pytest.mark.parametrize("absorb", [False, True])
+def test_fully_padded_row_gradients_agree_between_attention_kernels(absorb):
+    """A row without one real byte: SDPA's backward and eager's give the same gradients (with every position masked,
+    float32 rounding made SDPA's recomputed probabilities M times too large)."""
+    sdpa = build(cross_attention_absorb_projections=absorb).train()
+    eager = build(cross_attention_absorb_projections=absorb).train()
+    eager.set_attn_implementation("eager")
+    ids, mask = tiny_inputs(length=23)
+    mask[1] = 0
+    labels = torch.tensor([0, 1, 2])
+    expected, expected_grads = logits_and_grads(eager, ids, mask, labels)
+    got, grads = logits_and_grads(sdpa, ids, mask, labels)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    for name, grad in expected_grads.items():
+        torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-5, msg=name)
 
 
 # ----------------------------------------------------------------------------------------------- chunked cross-attention
