@@ -38,8 +38,9 @@ Commands (from the repository root):
     # A bigger or different fresh model: overrides on top of the script's preset (see --config_overrides).
     python scripts/train.py --output_dir outputs/big --config_overrides "num_latents=128,d_latents=256,num_blocks=4"
 
-    # Resume: rerunning with the same --output_dir resumes from its last checkpoint automatically;
-    # or name one. --overwrite_output_dir starts afresh instead (removes the old checkpoint-* folders only).
+    # Resume: rerunning with the same --output_dir resumes from its last complete checkpoint automatically (one that
+    # a killed run left half-written is moved aside to incomplete-checkpoint-N, with a warning saying why); or name
+    # one. --overwrite_output_dir starts afresh instead (removes the old checkpoint folders only).
     python scripts/train.py --output_dir outputs/udhr --resume_from_checkpoint outputs/udhr/checkpoint-500
 
     # Early stopping on validation accuracy (turns on --load_best_model_at_end).
@@ -93,6 +94,7 @@ import math
 import os
 import shutil
 import sys
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,7 +120,6 @@ from transformers import (  # noqa: E402
     TrainingArguments,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 
 import perceiver_byte  # noqa: E402  (registers the Auto classes)
 from perceiver_byte import PerceiverByteConfig, PerceiverByteTokenizer  # noqa: E402
@@ -273,8 +274,8 @@ class RunArguments:
 
     overwrite_output_dir: bool = field(
         default=False,
-        metadata={"help": "Train afresh in an output dir that holds another run: its checkpoint-* folders are "
-                          "removed and other files overwritten. Without it such a dir is resumed from its last "
+        metadata={"help": "Train afresh in an output dir that holds another run: its checkpoint-* (and "
+                          "incomplete-checkpoint-*) folders are removed and other files overwritten. Without it such a dir is resumed from its last "
                           "checkpoint, or refused when it has none."},
     )  # fmt: skip
     torch_num_threads: int | None = field(
@@ -865,60 +866,159 @@ def make_compute_metrics(multi_label: bool, accuracy, f1):
 
 
 def check_output_dir(training_args: TrainingArguments, run_args: RunArguments) -> str | None:
-    """-> the checkpoint to resume from (or None). Refuses an output dir that holds another run."""
+    """-> the checkpoint to resume from (or None). Refuses an output dir that holds another run.
+
+    Called by every process, the main one first (see `main`): only the main process moves incomplete checkpoints
+    aside, and the others then see the same folder."""
     resume = training_args.resume_from_checkpoint
     out = Path(training_args.output_dir)
+    needs_optimizer = not training_args.save_only_model
     if resume is not None and str(resume).lower() not in ("", "false", "none"):
         if str(resume).lower() == "true":
-            last = last_complete_checkpoint(out) if out.is_dir() else None
+            last, incomplete = find_checkpoints(out, needs_optimizer) if out.is_dir() else (None, [])
             if last is None:
-                raise UserError(f"--resume_from_checkpoint true: {out} has no checkpoint-* folder to resume from.")
+                raise UserError(f"--resume_from_checkpoint true: {out} has no complete checkpoint-* folder to resume "
+                                f"from{describe_incomplete(incomplete)}.")  # fmt: skip
+            set_incomplete_aside(incomplete, last, training_args)
             return last
-        if not Path(resume).is_dir() or not (Path(resume) / "trainer_state.json").is_file():
-            raise UserError(f"--resume_from_checkpoint {resume}: not a checkpoint folder (no trainer_state.json); "
-                            f"name a checkpoint-* folder of an earlier run.")  # fmt: skip
+        if not Path(resume).is_dir():
+            raise UserError(f"--resume_from_checkpoint {resume}: no such folder; name a checkpoint-* folder of an "
+                            f"earlier run.")  # fmt: skip
+        problem = checkpoint_problem(Path(resume), needs_optimizer)
+        if problem is not None:
+            raise UserError(f"--resume_from_checkpoint {resume}: not a complete checkpoint: {problem}. Name another "
+                            f"checkpoint-* folder of that run.")  # fmt: skip
         return str(resume)
     if not training_args.do_train or not out.is_dir():
         return None
     if run_args.overwrite_output_dir:
         return None
-    last = last_complete_checkpoint(out)
+    last, incomplete = find_checkpoints(out, needs_optimizer)
     if last is not None:
-        logger.warning("Resuming from %s (the last checkpoint in --output_dir); pass --overwrite_output_dir to train "
-                    "afresh instead.", last)  # fmt: skip
+        set_incomplete_aside(incomplete, last, training_args)
+        logger.warning("Resuming from %s (the last complete checkpoint in --output_dir); pass --overwrite_output_dir "
+                       "to train afresh instead.", last)  # fmt: skip
         return last
-    contents = sorted(p.name for p in out.iterdir())
-    if contents:
+    skipped = {path.name for path, _ in incomplete}
+    contents = sorted(p.name for p in out.iterdir() if p.name not in skipped)
+    leftovers = [name for name in contents if name == "runs" or name.startswith(INCOMPLETE_PREFIX)]
+    if contents and contents != leftovers:
         raise UserError(
             f"--output_dir {out} is not empty ({len(contents)} entries, e.g. {contents[:5]}) and holds no checkpoint "
-            "to resume from. Choose another --output_dir, or pass --overwrite_output_dir to train there anyway "
-            "(overwrites its files); nothing was changed."
+            f"to resume from{describe_incomplete(incomplete)}. Choose another --output_dir, or pass "
+            "--overwrite_output_dir to train there anyway (overwrites its files); nothing was changed."
         )
+    if incomplete or leftovers:  # a run of this script stopped before its first complete checkpoint
+        logger.warning("--output_dir %s holds only what an interrupted run leaves before its first complete checkpoint "
+                       "(%s): training from the start.", out, ", ".join(sorted(skipped) + leftovers))  # fmt: skip
+        set_incomplete_aside(incomplete, None, training_args)
     return None
 
 
-def last_complete_checkpoint(folder: Path) -> str | None:
-    """The checkpoint-* folder with the highest step that was fully written (`trainer_state.json` is written last,
-    so a run killed while saving leaves a folder without it, which is skipped)."""
-    if get_last_checkpoint(folder) is None:
-        return None
+#: An incomplete checkpoint-N is renamed to incomplete-checkpoint-N: out of the way of Trainer's resume, of its
+#: rotation (`checkpoint-*` only) and of its next save at step N, but kept for the user to look at or delete.
+INCOMPLETE_PREFIX = "incomplete-"
+#: Files every checkpoint holds (Trainer._save_checkpoint); optimizer and scheduler unless --save_only_model.
+CHECKPOINT_STATE = "trainer_state.json"
+CHECKPOINT_OPTIMIZER_FILES = ("optimizer.pt", "scheduler.pt")
+
+
+def checkpoint_problem(path: Path, needs_optimizer: bool = True) -> str | None:
+    """Why the checkpoint folder `path` cannot be resumed from (naming the missing or damaged file), or None.
+
+    Trainer writes a checkpoint in place, in this order: the model (weights, config, code and tokenizer files,
+    training_args.bin), optimizer.pt, scheduler.pt, the RNG state and last trainer_state.json (opened, then written).
+    A run killed while saving therefore leaves a folder without a parseable trainer_state.json. The other checks find
+    damage done afterwards (a truncated copy, a full disk): every weight file's header and extent, and the zip
+    directory at the end of each torch.save file. No tensor is loaded."""
+    state_file = path / CHECKPOINT_STATE
+    if not state_file.is_file():
+        return f"{CHECKPOINT_STATE} is missing (Trainer writes it last: the run was stopped while saving)"
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+        step = state["global_step"]
+    except (ValueError, KeyError, TypeError) as err:
+        return f"{CHECKPOINT_STATE} is damaged ({type(err).__name__}: {err}; the run was stopped while writing it)"
+    suffix = path.name.rsplit("-", 1)[-1]
+    if suffix.isdigit() and int(suffix) != step:
+        return f"{CHECKPOINT_STATE} is for step {step}, not {suffix}"
+    weights = sorted(path.glob("*.safetensors"))
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            return f"{index.name} is damaged ({type(err).__name__}: {err})"
+        missing = sorted(name for name in shards if not (path / name).is_file())
+        if missing:
+            return f"{missing[0]} is missing (listed in {index.name})"
+    elif not weights and not (path / "pytorch_model.bin").is_file():
+        return "model.safetensors is missing"
+    from safetensors import SafetensorError, safe_open
+
+    for file in weights:
+        try:
+            with safe_open(str(file), framework="pt"):  # parses the header and checks it covers the whole file
+                pass
+        except (SafetensorError, OSError) as err:
+            return f"{file.name} is damaged ({err})"
+    optimizer_files = CHECKPOINT_OPTIMIZER_FILES if needs_optimizer else ()
+    for name in optimizer_files:
+        if not (path / name).is_file():
+            return f"{name} is missing"
+    torch_files = [path / n for n in optimizer_files] + sorted(path.glob("rng_state*.pth"))
+    torch_files += [p for p in (path / "scaler.pt", path / "pytorch_model.bin") if p.is_file()]
+    for file in torch_files:
+        try:
+            with zipfile.ZipFile(file):  # torch.save writes a zip; its directory is at the very end of the file
+                pass
+        except (zipfile.BadZipFile, OSError) as err:
+            return f"{file.name} is damaged ({err})"
+    return None
+
+
+def find_checkpoints(folder: Path, needs_optimizer: bool = True) -> tuple[str | None, list[tuple[Path, str]]]:
+    """-> (the complete checkpoint-* folder with the highest step or None, [(incomplete folder above it, why)])."""
     steps = []
     for path in folder.glob("checkpoint-*"):
         suffix = path.name.split("-", 1)[1]
         if path.is_dir() and suffix.isdigit():
             steps.append((int(suffix), path))
+    incomplete = []
     for _, path in sorted(steps, reverse=True):
-        if (path / "trainer_state.json").is_file():
-            return str(path)
-        logger.warning("Skipping %s: incomplete checkpoint (no trainer_state.json; the run was stopped while saving).", path)
-    return None
+        problem = checkpoint_problem(path, needs_optimizer)
+        if problem is None:
+            return str(path), incomplete
+        incomplete.append((path, problem))
+    return None, incomplete
+
+
+def describe_incomplete(incomplete: list[tuple[Path, str]]) -> str:
+    return "".join(f" ({path.name} is incomplete: {why})" for path, why in incomplete[:3])
+
+
+def set_incomplete_aside(incomplete: list[tuple[Path, str]], resume: str | None, training_args) -> None:
+    """Rename each incomplete checkpoint above the one resumed from to incomplete-checkpoint-N (main process only).
+    Left in place, Trainer's rotation would count it as the newest checkpoint and could delete the complete ones
+    (with save_total_limit=1, the very checkpoint it has just saved), and its next save at step N would write over
+    it."""
+    for path, why in incomplete:
+        target = path.with_name(INCOMPLETE_PREFIX + path.name)
+        for n in range(1, 1000):
+            if not target.exists():
+                break
+            target = path.with_name(f"{INCOMPLETE_PREFIX}{path.name}.{n}")
+        if training_args.process_index == 0:
+            path.rename(target)
+        logger.warning("Skipping %s: incomplete checkpoint (%s); moved it to %s (delete it once you no longer need "
+                       "it); resuming from %s.", path, why, target.name, resume or "the start")  # fmt: skip
 
 
 def clear_old_checkpoints(output_dir: str) -> None:
     out = Path(output_dir)
     if not out.is_dir():
         return
-    for path in sorted(out.glob("checkpoint-*")):
+    for path in sorted([*out.glob("checkpoint-*"), *out.glob(INCOMPLETE_PREFIX + "checkpoint-*")]):
         if path.is_dir():
             logger.warning("--overwrite_output_dir: removing %s of an earlier run.", path)
             shutil.rmtree(path)
@@ -1034,6 +1134,22 @@ class PerceiverByteTrainer(Trainer):
 
     card_renderer = None  # set by main(): () -> str
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The model's forward takes **kwargs (attention options), so Trainer would assume that its loss is a sum
+        # divided by `num_items_in_batch`, the count over all processes and accumulation steps. It is a mean over the
+        # batch, so Trainer would then multiply it by the number of processes and skip the division by the
+        # accumulation steps: 2 processes or 2 accumulation steps gave 2x the loss and 2x the gradient.
+        self.model_accepts_loss_kwargs = False
+
+    def _run_epoch(self, *args, **kwargs):
+        # Resumed from the run's last checkpoint (killed after it, e.g. while evaluating): nothing is left to train.
+        # Trainer 5.24 checks for the end only after a step, so it would train one step past --max_steps whenever
+        # max_steps is not a whole number of epochs.
+        if self.state.global_step >= self.state.max_steps > 0:
+            return None
+        return super()._run_epoch(*args, **kwargs)
+
     def create_model_card(self, *args, **kwargs):
         if not self.is_world_process_zero() or self.card_renderer is None:
             return
@@ -1082,7 +1198,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         import torch
 
         torch.set_num_threads(run_args.torch_num_threads)
-    last_checkpoint = check_output_dir(training_args, run_args)
+    with training_args.main_process_first(desc="checking the output dir", local=False):
+        last_checkpoint = check_output_dir(training_args, run_args)
     if run_args.overwrite_output_dir and training_args.do_train and training_args.resume_from_checkpoint is None:
         with training_args.main_process_first(desc="clearing old checkpoints"):
             if training_args.process_index == 0:
