@@ -70,6 +70,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SYSTEMS = ("ours", "transformers", "lucidrains")
 ANCHORS = ("transformers", "lucidrains")
+PROJECTED = {"cross_attention_absorb_projections": False}  # the "ours projected" variant: keys/values of every byte
 NUM_LABELS = 2
 VOCAB = 262  # 6 special ids + 256 byte values (byte b has id b + 6), the scheme of transformers' PerceiverTokenizer
 
@@ -110,6 +111,19 @@ def our_config(preset: str, overrides: dict | None = None, chunk_size: int | Non
     return PerceiverByteConfig(num_labels=NUM_LABELS, **{**kind, **overrides})
 
 
+def absorbs_projections(cfg) -> bool:
+    """Whether ours runs its cross-attentions in the absorbed form at this config (the model's own rule, asked of a
+    model built on the meta device: no memory, no time)."""
+    import torch
+
+    from perceiver_byte import PerceiverByteModel
+
+    if not hasattr(cfg, "cross_attention_absorb_projections"):
+        return False
+    with torch.device("meta"):
+        return PerceiverByteModel(cfg).absorbs_projections()
+
+
 def dims(cfg) -> dict:
     """The architecture numbers the FLOP formulas and the mappings use."""
     qk = cfg.qk_channels or cfg.d_latents
@@ -140,6 +154,7 @@ def dims(cfg) -> dict:
         cross_sharing=cfg.cross_attention_weight_sharing,
         self_sharing=cfg.self_attention_weight_sharing,
         chunk=getattr(cfg, "cross_attention_chunk_size", None),
+        absorbed=absorbs_projections(cfg) if hasattr(cfg, "cross_attention_absorb_projections") else False,
     )
 
 
@@ -200,17 +215,25 @@ def system_mapping(system: str, cfg, attn: str | None = None) -> list[str]:
     d = dims(cfg)
     attn = attn or cfg._attn_implementation or "sdpa"
     if system == "ours":
+        form = (
+            "ABSORBED cross-attention (the key/value projections and the byte LayerNorm's affine folded into the N "
+            "latent queries and outputs; attention runs over the normalised C-channel byte array, no per-byte keys or "
+            "values)"
+            if d["absorbed"]
+            else f"PROJECTED cross-attention (fused K/V projection of every byte, computed {d['U']}x per forward and "
+            "reused by the repeats that share it)"
+        )
         lines = [
             f"PerceiverByteForSequenceClassification: C={d['C']}, N={d['N']}, D={d['D']}, R={d['R']}, L={d['L']}, "
             f"heads cross/self {d['hc']}/{d['hs']}, qk/v channels {d['K']}/{d['V']}, widening {d['wc']}/{d['ws']}, "
-            f"sharing cross={d['cross_sharing']} self={d['self_sharing']} (K/V projections computed {d['U']}x per "
-            f"forward unchunked), Fourier positions ({d['C'] // 2} frequencies 1..mu/2, mu={d['mu']}) ADDED to "
-            f"the byte embeddings, mean-pool -> LayerNorm -> Linear head, attention: {attn} (transformers' default).",
+            f"sharing cross={d['cross_sharing']} self={d['self_sharing']}, {form}, Fourier positions "
+            f"({d['C'] // 2} frequencies 1..mu/2, mu={d['mu']}) ADDED to the byte embeddings, mean-pool -> LayerNorm "
+            f"-> Linear head, attention: {attn} (transformers' default).",
         ]
         if d["chunk"]:
             lines.append(
                 f"cross_attention_chunk_size={d['chunk']}: inputs longer than that are streamed chunk by "
-                f"chunk (online softmax); K/V are then recomputed in each of the R repeats."
+                f"chunk (online softmax), always in the absorbed form."
             )
         return lines
     if system == "transformers":
@@ -270,9 +293,15 @@ Fourier features, embedding gathers, the optimizer) is not counted. A training s
 (summed over heads), R repeats, L self-attends per repeat, wc / ws widening factors, n labels, U = distinct
 cross-attention modules (K/V projections computed per forward: "none" R, "all_but_first" 2 (1 if R = 1), "all" 1).
 
-ours (PerceiverByteForSequenceClassification)
-  K/V projection      kv * 2*B*M*C*(K+V)        kv = U unchunked; kv = R when chunked (K/V recomputed per repeat)
+ours (PerceiverByteForSequenceClassification), projected cross-attention (cross_attention_absorb_projections=False)
+  K/V projection      U * 2*B*M*C*(K+V)         computed once per distinct cross-attention, reused by shared repeats
   per cross-attend    2*B*N*D*K (q) + 2*B*N*M*K (q.k) + 2*B*N*M*V (p.v) + 2*B*N*V*D (out) + 2*2*B*N*D*wc*D (MLP)
+ours, absorbed cross-attention (the default choice whenever it is cheaper, and always when chunked); h = cross heads
+  K/V projection      none                      attention runs over the normalised byte array x (B x M x C)
+  per cross-attend    2*B*N*D*K (q) + 2*B*N*K*C (q folded to C channels) + 2*B*h*N*M*C (q.x) + 2*B*h*N*M*C (p.x)
+                      + 2*B*N*C*V (values) + 2*B*N*V*D (out) + 2*2*B*N*D*wc*D (MLP)
+  Both forms compute the same function (tests/test_modeling.py); the FLOPs counted are those each form executes, so
+  the absorbed form's GFLOP/s and '% of matmul' are lower for the same speed: compare systems by time, not GFLOP/s.
   per self-attend     2*B*N*D*(2K+V) (qkv) + 2*B*N*N*K + 2*B*N*N*V + 2*B*N*V*D + 2*2*B*N*D*ws*D
   head                2*B*D*n
   forward = kv-projection + R * cross-attend + R*L * self-attend + head
@@ -300,9 +329,20 @@ def flops_forward(system: str, d: dict, B: int, M: int) -> dict:
     cross_core = 2 * B * N * D * K + 2 * B * N * M * (K + V) + 2 * B * N * V * D + 4 * B * N * D * wc * D
     if system == "ours":
         chunked = d.get("chunk") is not None and M > d["chunk"]
-        kv_count = R if chunked else d["U"]
+        if d.get("absorbed") or chunked:
+            h = d["hc"]
+            cross = (
+                2 * B * N * D * K + 2 * B * N * K * C + 4 * B * h * N * M * C + 2 * B * N * C * V + 2 * B * N * V * D
+                + 4 * B * N * D * wc * D
+            )  # fmt: skip
+            return {
+                "kv_projection": 0,
+                "cross_attends": R * cross,
+                "self_attends": R * L * self_layer,
+                "head": 2 * B * D * n,
+            }
         return {
-            "kv_projection": kv_count * 2 * B * M * C * (K + V),
+            "kv_projection": d["U"] * 2 * B * M * C * (K + V),
             "cross_attends": R * cross_core,
             "self_attends": R * L * self_layer,
             "head": 2 * B * D * n,
@@ -761,6 +801,8 @@ def build_plan(args) -> list[dict]:
                     if M not in args.sizes and s in ANCHORS and M > args.anchor_max_bytes:
                         continue
                     vs.append(variant(s, s, overrides={"num_blocks": 1}))
+                    if s == "ours" and args.projected and M <= args.anchor_max_bytes:
+                        vs.append(variant("ours projected", s, overrides={"num_blocks": 1, **PROJECTED}))
                 if vs:
                     groups.append(dict(scenario="matched", M=M, mode=mode, batch=args.batch_size, variants=vs))
     if "repeats" in args.scenarios and args.repeats:
@@ -772,6 +814,8 @@ def build_plan(args) -> list[dict]:
         for M in args.repeats_sizes:
             for mode in args.modes:
                 vs = [variant(f"{s} R={args.repeats}", s, overrides=share) for s in systems if s != "transformers"]
+                if "ours" in systems and args.projected:
+                    vs.insert(1, variant(f"ours projected R={args.repeats}", "ours", overrides={**share, **PROJECTED}))
                 groups.append(dict(scenario="repeats", M=M, mode=mode, batch=args.batch_size, variants=vs))
     if "compile" in args.scenarios and "ours" in systems:
         for M in args.compile_sizes:
@@ -1100,7 +1144,7 @@ def make_plots(rows, out_dir: Path, stem: str) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"ours": "C0", "transformers": "C1", "lucidrains": "C2"}
+    colors = {"ours": "C0", "transformers": "C1", "lucidrains": "C2", "ours projected": "C3"}
     files = []
     for what, key, ylabel, fname in (
         ("time", "time_s", "seconds per step", f"{stem}_time.png"),
@@ -1116,7 +1160,7 @@ def make_plots(rows, out_dir: Path, stem: str) -> list[str]:
                     )
                     if not pts:
                         continue
-                    sysname = name.split()[0]
+                    sysname = "ours projected" if name.startswith("ours projected") else name.split()[0]
                     ys = [p[1] / (2**20 if key == "peak_bytes" else 1) for p in pts]
                     label = f"{name} (R=1)" if scen == "matched" else name
                     ax.plot(
@@ -1332,7 +1376,7 @@ def write_report(out_dir: Path, stem: str, data: dict, rows: list[dict], plots: 
         lines += [
             "### Ratios ours / anchor (below 1: ours faster / smaller)",
             "",
-            ratio_table(rows, "matched", "ours", ANCHORS),
+            ratio_table(rows, "matched", "ours", (*ANCHORS, "ours projected")),
             "",
         ]
         fits = data["fits"]
@@ -1358,14 +1402,25 @@ def write_report(out_dir: Path, stem: str, data: dict, rows: list[dict], plots: 
         lines += [
             f"## R = {R} repeats with shared weights, batch {args['batch_size']}",
             "",
-            f"Ours shares the cross-attention of repeats 2..{R} ('all_but_first'): its K/V projection of the "
-            f"byte array runs 2x per forward; lucidrains (weight_tie_layers=True) recomputes K/V in each of its "
-            f"{R} blocks. transformers' Perceiver IO has one cross-attend and is not run here.",
+            f"Ours shares the cross-attention of repeats 2..{R} ('all_but_first'). In the projected form ('ours "
+            f"projected') its K/V projection of the byte array runs 2x per forward (key/value reuse); the absorbed "
+            f"form ('ours', the default choice here) forms no keys or values at all. lucidrains "
+            f"(weight_tie_layers=True) recomputes K/V in each of its {R} blocks. transformers' Perceiver IO has one "
+            "cross-attend and is not run here.",
             "",
         ]
         for mode in ("train", "infer"):
             lines += [f"### {mode}", "", scenario_table(rows, "repeats", mode, rate), ""]
-        lines += ["### Ratios", "", ratio_table(rows, "repeats", f"ours R={R}", [f"lucidrains R={R}"]), ""]
+        lines += [
+            "### Ratios",
+            "",
+            ratio_table(rows, "repeats", f"ours R={R}", [f"lucidrains R={R}", f"ours projected R={R}"]),
+            "",
+            ratio_table(rows, "repeats", f"ours projected R={R}", [f"lucidrains R={R}"]).replace(
+                "ours/", "ours projected/"
+            ),
+            "",
+        ]
     if find(rows, scenario="compile"):
         lines += [
             f"## Eager vs torch.compile (ours, preset '{args['preset']}', backend {args['compile_backend']}), "
@@ -1470,6 +1525,11 @@ def parse_args(argv=None):
     p.add_argument("--extra-sizes", default=None, help="larger M for the survivors (default 64k,128k,256k)")
     p.add_argument("--anchor-max-bytes", type=int, default=None, help="anchors' largest extra size (default 65536)")
     p.add_argument("--repeats", type=int, default=None, help="R of the shared-weights scenario (default 8; 0 = skip)")
+    p.add_argument(
+        "--no-projected", dest="projected", action="store_false",
+        help="skip the 'ours projected' variant (cross_attention_absorb_projections=False) in the matched and repeats "
+        "scenarios",
+    )  # fmt: skip
     p.add_argument("--repeats-sizes", default=None, help="M of that scenario (default 2k,8k,32k)")
     p.add_argument("--compile-sizes", default=None, help="M of the eager-vs-compile scenario (default 8k)")
     p.add_argument("--compile-backend", default=None, help="torch.compile backend (default inductor)")
@@ -1717,6 +1777,9 @@ def main(argv=None):
                 (r.get("attn_implementation") for r in rows if r["system"] == s and r.get("attn_implementation")), None
             )
             entry[s] = {"params": ptxt, "lines": system_mapping(s, cfg, attn)}
+            if s == "ours" and scen != "long" and any(r["name"].startswith("ours projected") for r in rows):
+                projected = our_config(args.preset, {**overrides, **PROJECTED})
+                entry["ours projected"] = {"params": ptxt, "lines": system_mapping(s, projected, attn)}
         mappings[label] = entry
     d = dims(our_config(args.preset, {"num_blocks": 1}))
     matched_config = (

@@ -63,6 +63,9 @@ def test_quick_run_has_a_row_or_a_reason_for_every_system(quick):
                     # a measured row, or a failure with its reason
                     assert (r["status"] == "ok" and r["time_s"] > 0 and r["peak_bytes"] is not None) or r.get("failure")
                     assert r["name"] in md
+    for scenario in ("matched", "repeats"):  # the projected form of ours runs beside the absorbed default
+        assert any(r["name"].startswith("ours projected") for r in rows if r["scenario"] == scenario), scenario
+    assert "time ours/ours projected" in md and "ABSORBED cross-attention" in md and "PROJECTED" in md
     compiled = [r for r in rows if r["scenario"] == "compile" and r["name"] == "ours compiled"]
     assert len(compiled) == 2
     for system in SYSTEMS:
@@ -104,3 +107,16 @@ def test_gpu_script_runs_on_cpu_tiny(tmp_path):
     assert data["correctness"]["ok"], data["correctness"]
     assert {(r["mode"], r["status"]) for r in data["rows"]} == {("train", "ok"), ("infer", "ok")}
     assert "MFU" in (out / "gpu_benchmark.md").read_text() and "correctness: PASS" in proc.stdout
+
+
+def test_profile_script_tables_every_variant(tmp_path):
+    out = tmp_path / "profile.md"
+    proc = run([sys.executable, "scripts/profile_step.py", "--sizes", "256", "--out", str(out)], timeout=300)
+    text = out.read_text()
+    assert "| kind of work | ours | ours projected | transformers |" in text and "attention kernel" in text
+    rows = [line.split("|")[2:-1] for line in text.splitlines() if line.startswith("| ") and "%" in line]
+    kinds = [[float(c.strip().rstrip("%")) for c in row] for row in rows[:-1]]  # the last: share inside AdamW
+    assert len(kinds) == 8 and all(0 <= v <= 100 for row in kinds for v in row)
+    for column in zip(*kinds, strict=True):  # the kinds partition each variant's step
+        assert abs(sum(column) - 100) < 0.5, column
+    assert proc.stdout.strip()
