@@ -281,6 +281,9 @@ class PerceiverBytePreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_attention_backend = True
     _can_compile_fullgraph = True
+    # The loss is a mean over the batch. Without this, Trainer sees **kwargs in forward, assumes a sum to be divided by
+    # the item count of all processes and accumulation steps, and scales the loss and gradient by their number.
+    accepts_loss_kwargs = False
     _can_record_outputs = {
         "hidden_states": [PerceiverByteCrossAttentionLayer, PerceiverByteSelfAttentionLayer],
         "attentions": OutputRecorder(PerceiverByteAttention, index=1, layer_name="self_attn"),

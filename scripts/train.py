@@ -1134,14 +1134,6 @@ class PerceiverByteTrainer(Trainer):
 
     card_renderer = None  # set by main(): () -> str
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # The model's forward takes **kwargs (attention options), so Trainer would assume that its loss is a sum
-        # divided by `num_items_in_batch`, the count over all processes and accumulation steps. It is a mean over the
-        # batch, so Trainer would then multiply it by the number of processes and skip the division by the
-        # accumulation steps: 2 processes or 2 accumulation steps gave 2x the loss and 2x the gradient.
-        self.model_accepts_loss_kwargs = False
-
     def _run_epoch(self, *args, **kwargs):
         # Resumed from the run's last checkpoint (killed after it, e.g. while evaluating): nothing is left to train.
         # Trainer 5.24 checks for the end only after a step, so it would train one step past --max_steps whenever

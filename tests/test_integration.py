@@ -125,3 +125,28 @@ def test_three_trainer_steps_lower_the_loss(tmp_path):
     assert result.global_step == 3
     assert np.isfinite(result.training_loss)
     assert after < before, (before, after)
+
+
+def test_trainer_gradient_accumulation_keeps_the_loss_a_mean(tmp_path):
+    """A plain Trainer (not scripts/train.py) with 2 accumulation steps of 4 logs the loss of one step of 8: the
+    model's loss is a batch mean, and `accepts_loss_kwargs = False` tells Trainer so (it would otherwise read the
+    **kwargs of forward as a loss it must rescale, doubling the logged loss and the gradient)."""
+    tok = PerceiverByteTokenizer()
+    texts = ["aaaa aaa aa", "zzzz zz zzz", "aaa aaaa", "zz zzzz z"] * 2
+    data = Dataset.from_dict({"text": texts, "label": [0, 1, 0, 1] * 2}).map(lambda b: tok(b["text"]), batched=True)
+    data = data.remove_columns("text")
+    losses = {}
+    for accumulation, batch_size in ((1, 8), (2, 4)):
+        torch.manual_seed(0)
+        model = PerceiverByteForSequenceClassification(tiny_config(num_labels=2))
+        args = TrainingArguments(
+            output_dir=str(tmp_path / str(accumulation)), max_steps=2, per_device_train_batch_size=batch_size,
+            gradient_accumulation_steps=accumulation, learning_rate=1e-2, optim="sgd", max_grad_norm=0.0,
+            report_to=[], use_cpu=True, save_strategy="no", logging_steps=1, seed=0, data_seed=0,
+        )  # fmt: skip
+        trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=DataCollatorWithPadding(tok))
+        assert trainer.model_accepts_loss_kwargs is False
+        trainer.train()
+        losses[accumulation] = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert len(losses[1]) == len(losses[2]) == 2
+    np.testing.assert_allclose(losses[2], losses[1], rtol=1e-4)
