@@ -1169,6 +1169,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         raise UserError(f"--max_length {data_args.max_length}: use at least 3 ([CLS], one byte, [SEP]).")
     if not 0 < data_args.validation_split_percentage < 100:
         raise UserError("--validation_split_percentage must be in (0, 100).")
+    if training_args.fp16 and training_args.device.type == "cpu":
+        # accelerate enables fp16 autocast (and its grad scaler) only on accelerators: on a CPU the run would train in
+        # float32 while the outputs say fp16
+        raise UserError("--fp16 does not apply on a CPU (accelerate would silently train in float32): use --bf16.")
     if run_args.early_stopping_patience is not None:
         changes = {}
         if not training_args.load_best_model_at_end:

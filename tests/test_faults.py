@@ -460,11 +460,9 @@ def long_rows(per_label=2):
             for label in LANGS] * per_label  # fmt: skip
 
 
-@pytest.mark.parametrize("flag", ["--bf16", "--fp16"])
-def test_train_py_mixed_precision_on_long_inputs(flag, tmp_path, monkeypatch):
-    """train.py with --bf16 / --fp16 on 2-5 KB inputs, chunked cross-attention: finite losses. Whether autocast was on
-    is read inside the attention function: bf16 is; fp16 on a CPU is silently not (accelerate 1.15 enables fp16 only
-    on accelerators and trains in float32 instead, see docs/reliability.md, L6)."""
+def test_train_py_mixed_precision_on_long_inputs(tmp_path, monkeypatch):
+    """train.py with --bf16 on 2-5 KB inputs, chunked cross-attention: finite losses, and autocast on inside the
+    attention function."""
     import perceiver_byte.modeling_perceiver_byte as modeling
 
     seen = set()
@@ -481,13 +479,19 @@ def test_train_py_mixed_precision_on_long_inputs(flag, tmp_path, monkeypatch):
     run_main(tiny_args(out, "--train_file", train, "--do_eval", "false", "--do_predict", "false", "--report_to", "none",
                        "--max_length", "8192", "--logging_steps", "1", "--per_device_train_batch_size", "4",
                        "--attn_implementation", "eager", "--config_overrides", TINY + ",cross_attention_chunk_size=1024",
-                       flag, steps=3))  # fmt: skip
+                       "--bf16", steps=3))  # fmt: skip
     got = losses(out)
     assert len(got) == 3 and all(math.isfinite(v) for step in got for v in step), got
-    if flag == "--bf16":
-        assert seen == {(True, torch.bfloat16)}, seen
-    else:
-        assert seen == {(False, torch.float32)}, seen
+    assert seen == {(True, torch.bfloat16)}, seen
+
+
+def test_train_py_refuses_fp16_on_a_cpu(tmp_path):
+    """L6: accelerate 1.15 enables fp16 autocast only on accelerators, so --fp16 on a CPU used to train in float32
+    while the outputs said fp16; train.py now refuses it and names --bf16."""
+    train = write_csv(tmp_path / "long.csv", long_rows(per_label=1))
+    with pytest.raises(ValueError, match="--fp16 does not apply on a CPU.*--bf16"):
+        run_main(tiny_args(tmp_path / "out", "--train_file", train, "--fp16", steps=1))
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 def test_rerun_after_the_last_checkpoint_trains_no_extra_step(data, reference, tmp_path):
