@@ -381,6 +381,14 @@ def logits_and_grads(model, ids, mask, labels, seed=0):
     return out.logits.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}
 
 
+def assert_same_logits_and_grads(reference, model, ids, mask, labels, seed=0):
+    expected, expected_grads = logits_and_grads(reference, ids, mask, labels, seed)
+    got, grads = logits_and_grads(model, ids, mask, labels, seed)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    for name, grad in expected_grads.items():
+        torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
 @pytest.mark.parametrize("heads", [1, 2])
 @pytest.mark.parametrize("implementation", ["sdpa", "eager"])
 @pytest.mark.parametrize("chunk", [None, 7])
@@ -396,12 +404,7 @@ def test_absorbed_cross_attention_equals_projected(heads, implementation, chunk,
         model.set_attn_implementation(implementation)
     ids, mask = tiny_inputs(length=23)
     mask[2] = 0
-    labels = torch.tensor([0, 1, 2])
-    expected, expected_grads = logits_and_grads(projected, ids, mask, labels)
-    got, grads = logits_and_grads(absorbed, ids, mask, labels)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
-    for name, grad in expected_grads.items():
-        torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-5, msg=name)
+    assert_same_logits_and_grads(projected, absorbed, ids, mask, torch.tensor([0, 1, 2]))
 
 
 @pytest.mark.parametrize("heads", [1, 2])
@@ -416,12 +419,9 @@ def test_absorbed_cross_attention_with_attention_dropout(heads):
         model.set_attn_implementation("eager")
     ids, mask = tiny_inputs(length=23)
     labels = torch.tensor([0, 1, 2])
-    expected, expected_grads = logits_and_grads(projected, ids, mask, labels, seed=3)
-    got, grads = logits_and_grads(absorbed, ids, mask, labels, seed=3)
-    assert not torch.allclose(expected, logits_and_grads(projected, ids, mask, labels, seed=4)[0])  # dropout is on
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
-    for name, grad in expected_grads.items():
-        torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-5, msg=name)
+    dropped = [logits_and_grads(projected, ids, mask, labels, seed)[0] for seed in (3, 4)]
+    assert not torch.allclose(*dropped)  # dropout is on: another seed, other logits
+    assert_same_logits_and_grads(projected, absorbed, ids, mask, labels, seed=3)
 
 
 def test_absorbed_cross_attention_forms_no_keys_or_values(monkeypatch):
@@ -452,12 +452,7 @@ def test_fully_padded_row_gradients_agree_between_attention_kernels(absorb):
     eager.set_attn_implementation("eager")
     ids, mask = tiny_inputs(length=23)
     mask[1] = 0
-    labels = torch.tensor([0, 1, 2])
-    expected, expected_grads = logits_and_grads(eager, ids, mask, labels)
-    got, grads = logits_and_grads(sdpa, ids, mask, labels)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
-    for name, grad in expected_grads.items():
-        torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-5, msg=name)
+    assert_same_logits_and_grads(eager, sdpa, ids, mask, torch.tensor([0, 1, 2]))
 
 
 # ----------------------------------------------------------------------------------------------- chunked cross-attention
