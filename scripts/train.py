@@ -136,7 +136,8 @@ DEFAULT_MODEL_CARD_TEMPLATE = REPO_ROOT / "model_card.md"
 #: - position_encoding_type=none: with the default Fourier features (magnitude ~1 per channel) the byte embeddings
 #:   (initialised at std 0.02) are drowned out and the model barely learns (1.4% validation accuracy after 300 steps,
 #:   vs 8.5% with learned positions and 14.4% with none); a bag of bytes suffices for language ID (a logistic
-#:   regression on byte histograms reaches ~94%).
+#:   regression on byte histograms reaches ~94%). Over the full default run, Fourier features still lost: test
+#:   accuracy 0.840 added to embeddings at their scale, 0.868 concatenated as in the paper, 0.886 without (README).
 #: - one cross-attention with 4 heads, then a 2-layer latent Transformer over 32 latents of 128 channels (0.59M
 #:   parameters): as accurate per step as 2 blocks and about twice as fast; 4 latent layers learned slower per epoch.
 PRESET_CONFIG_OVERRIDES = (
