@@ -110,11 +110,8 @@ class PerceiverByteAttention(nn.Module):
         return w_k, w_v, b_v.unflatten(0, (self.num_heads, 1, -1))  # ..., (h, 1, dv)
 
     def attend(self, query, key, value, attention_mask, **kwargs):
-        # query (B, h, T, dk), key (B, h, M, dk), value (B, h, M, dv) -> (B, T, h, dv), weights (B, h, T, M) or None;
-        # key None: `value` is a callable yielding chunks of (key, value, mask), streamed with an online softmax
+        # query (B, h, T, dk), key (B, h, M, dk), value (B, h, M, dv) -> (B, T, h, dv), weights (B, h, T, M) or None
         dropout = self.attention_dropout if self.training else 0.0
-        if key is None:
-            return streamed_attention_forward(self, query, value(), self.scaling, dropout), None
         implementation = "eager" if kwargs.get("output_attentions") else self.config._attn_implementation
         attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
         return attention_interface(
@@ -147,9 +144,10 @@ class PerceiverByteAttention(nn.Module):
         # with dropout the probabilities no longer sum to 1: a channel of ones in the values sums them
         count = self.training and self.attention_dropout > 0
         as_values = (lambda x: F.pad(x, (0, 1), value=1.0)) if count else (lambda x: x)
-        if callable(normalized_bytes):
-            chunks = lambda: ((x[:, None], as_values(x[:, None]), mask) for x, mask in normalized_bytes())  # noqa: E731
-            output, weights = self.attend(query, None, chunks, None)
+        if callable(normalized_bytes):  # streamed: chunks of (key, value, mask), online softmax
+            chunks = ((x[:, None], as_values(x[:, None]), mask) for x, mask in normalized_bytes())
+            dropout = self.attention_dropout if self.training else 0.0
+            output, weights = streamed_attention_forward(self, query, chunks, self.scaling, dropout), None
         else:
             key = normalized_bytes[:, None]  # (B, 1, M, C)
             output, weights = self.attend(query, key, as_values(key), attention_mask, **kwargs)

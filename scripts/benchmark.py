@@ -154,7 +154,7 @@ def dims(cfg) -> dict:
         cross_sharing=cfg.cross_attention_weight_sharing,
         self_sharing=cfg.self_attention_weight_sharing,
         chunk=getattr(cfg, "cross_attention_chunk_size", None),
-        absorbed=absorbs_projections(cfg) if hasattr(cfg, "cross_attention_absorb_projections") else False,
+        absorbed=absorbs_projections(cfg),
     )
 
 
