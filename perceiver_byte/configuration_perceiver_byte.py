@@ -25,6 +25,10 @@ REQUIRED_FIELDS = (
     "self_attention_widening_factor", "hidden_act", "cross_attention_weight_sharing", "self_attention_weight_sharing",
     "layer_norm_eps", "pad_token_id",
 )  # fmt: skip
+# Fields added after the first release, with the value that reproduces a checkpoint saved before them. A config.json
+# that lacks one of them was saved by an older version: it gets this value, not the (newer) class default.
+ADDED_FIELDS_OLD_VALUES = {"ngram_orders": [], "local_kernel_size": 0, "downsampling_factor": 1}
+MAX_NGRAM_ORDER = 8
 
 
 def check_config_file(config_dict: dict, where: str) -> None:
@@ -35,6 +39,8 @@ def check_config_file(config_dict: dict, where: str) -> None:
             f"{where}: config.json has model_type={model_type!r}, not {PerceiverByteConfig.model_type!r}; it does not "
             "describe a PerceiverByte model."
         )
+    for name, old_value in ADDED_FIELDS_OLD_VALUES.items():
+        config_dict.setdefault(name, old_value)
     missing = [name for name in REQUIRED_FIELDS if name not in config_dict]
     if missing:
         raise ValueError(
@@ -65,8 +71,24 @@ class PerceiverByteConfig(PreTrainedConfig):
     vocab_size: int = 262
     """Number of input ids: 6 special tokens, then the 256 byte values (byte b has id b + 6)."""
     d_model: int = 128
-    """C: channels of the byte array (byte embedding plus position encoding)."""
-    position_encoding_type: Literal["fourier", "learned", "none"] = "fourier"
+    """C: channels of the byte array (byte embedding, hashed n-gram embeddings and position encoding)."""
+    ngram_orders: list[int] | tuple[int, ...] = (2, 3, 4, 5, 6)
+    """Orders n of the hashed byte n-grams: each position adds the embeddings of the n-grams that end there (bytes
+    before the row start, and padding, count as [PAD]), so the byte array sees words and their pieces, not single
+    bytes. Empty: byte embeddings only (a bag of bytes). Orders between 1 and 8."""
+    ngram_buckets: int = 65536
+    """Rows of the one hash table that all orders share (an n-gram's bucket mixes in its order). Its parameters,
+    ngram_buckets * ngram_embedding_size, dominate the model's size on disk."""
+    ngram_embedding_size: int | None = 32
+    """Width of the n-gram hash table; None means d_model. Narrower tables are projected to d_model by a Linear."""
+    local_kernel_size: int = 0
+    """Width k (odd) of the local mixing block over the byte array, x + W act(depthwise_conv_k(x)): each position's
+    channels see their k neighbours (padding counts as zero). 0 (the default) turns the block off: over the default
+    n-grams it made training slower per step and per epoch (docs/accuracy.md)."""
+    downsampling_factor: int = 1
+    """s: the byte array is mean-pooled over blocks of s consecutive real bytes before the latents attend to it,
+    dividing the cross-attention's cost by s (masked positions are dropped first). 1: no pooling."""
+    position_encoding_type: Literal["fourier", "learned", "none"] = "none"
     """Position encoding added to the byte embeddings: "fourier" (the paper's; any length), "learned" (a table of
     `max_position_embeddings` rows) or "none" (the model then sees a bag of bytes)."""
     fourier_max_resolution: int = 4096
@@ -76,17 +98,17 @@ class PerceiverByteConfig(PreTrainedConfig):
     """"learned" only: rows of the position table, the longest input the model accepts."""
 
     # --- the latent array (N x D) and the repeated blocks ---
-    num_latents: int = 64
+    num_latents: int = 32
     """N: number of latent vectors."""
-    d_latents: int = 256
+    d_latents: int = 128
     """D: channels of each latent vector."""
-    num_blocks: int = 4
+    num_blocks: int = 1
     """R: repeats of (cross-attend, latent Transformer)."""
     num_self_attends_per_block: int = 2
     """L: self-attention layers in each latent Transformer."""
-    num_cross_attention_heads: int = 1
+    num_cross_attention_heads: int = 4
     """Heads of each cross-attention (the paper uses 1)."""
-    num_self_attention_heads: int = 8
+    num_self_attention_heads: int = 4
     """Heads of each latent self-attention."""
     qk_channels: int | None = None
     """Channels of queries and keys, split over the heads; None means d_latents."""
@@ -178,13 +200,14 @@ class PerceiverByteConfig(PreTrainedConfig):
     @classmethod
     def paper_imagenet(cls, **kwargs) -> "PerceiverByteConfig":
         """The paper's ImageNet architecture over a byte array of C=64 channels: N=512, D=1024, 8 cross-attends with
-        1 head (repeats 2..8 share one), 6 latent self-attention layers of 8 heads. The paper's 44.9M parameters are
+        1 head (repeats 2..8 share one), 6 latent self-attention layers of 8 heads, and the paper's plain input array (byte
+        embeddings, no n-grams or local mixing). The paper's 44.9M parameters are
         only reached with one latent Transformer for all 8 repeats, so that is the reading used here."""
         preset = dict(
             num_latents=512, d_latents=1024, d_model=64, num_blocks=8, num_self_attends_per_block=6,
             num_cross_attention_heads=1, num_self_attention_heads=8, cross_attention_widening_factor=1,
             self_attention_widening_factor=1, cross_attention_weight_sharing="all_but_first",
-            self_attention_weight_sharing="all",
+            self_attention_weight_sharing="all", ngram_orders=[], local_kernel_size=0,
         )  # fmt: skip
         return cls(**{**preset, **kwargs})
 
@@ -212,7 +235,23 @@ class PerceiverByteConfig(PreTrainedConfig):
         check("vocab_size", int, lambda v: v >= 262, "use at least 262 (6 special tokens + 256 byte values)")
         for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
             check(name, int, lambda v: 0 <= v < self.vocab_size, f"use an id in [0, vocab_size={self.vocab_size})")
-        for name in ("qk_channels", "v_channels", "cross_attention_chunk_size"):
+        if not isinstance(self.ngram_orders, (list, tuple)):
+            kind = type(self.ngram_orders).__name__
+            raise TypeError(f"PerceiverByteConfig.ngram_orders must be a list of ints, got {self.ngram_orders!r} ({kind}).")
+        self.ngram_orders = list(self.ngram_orders)  # JSON gives a list; keep one type for comparisons
+        orders = self.ngram_orders
+        if not all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_NGRAM_ORDER for n in orders) or (
+            len(set(orders)) != len(orders)
+        ):
+            raise ValueError(
+                f"PerceiverByteConfig.ngram_orders={orders!r} is not allowed: use distinct integers between 1 and "
+                f"{MAX_NGRAM_ORDER}, e.g. [2, 3, 4, 5], or [] for byte embeddings only."
+            )
+        check("ngram_buckets", int, *positive)
+        check("downsampling_factor", int, *positive)
+        check("local_kernel_size", int, lambda v: v == 0 or (v >= 1 and v % 2 == 1),
+              "use 0 (off) or an odd width such as 3 or 5 (the block is centred on each byte)")  # fmt: skip
+        for name in ("qk_channels", "v_channels", "ngram_embedding_size", "cross_attention_chunk_size"):
             if getattr(self, name) is not None:
                 check(name, int, *positive)
         absorb = self.cross_attention_absorb_projections
@@ -238,6 +277,12 @@ class PerceiverByteConfig(PreTrainedConfig):
         from transformers.activations import ACT2FN
 
         check("hidden_act", str, lambda v: v in ACT2FN, "use a name from transformers.activations.ACT2FN, e.g. 'gelu'")
+        chunk, s = self.cross_attention_chunk_size, self.downsampling_factor
+        if chunk is not None and chunk % s:
+            raise ValueError(
+                f"PerceiverByteConfig.cross_attention_chunk_size={chunk} must be a multiple of downsampling_factor={s}, "
+                "so that no pooled block straddles two chunks."
+            )
         if self.position_encoding_type == "fourier":
             check("d_model", int, lambda v: v % 2 == 0, "Fourier position features come in sin/cos pairs: use an even d_model")
         qk = self.qk_channels or self.d_latents

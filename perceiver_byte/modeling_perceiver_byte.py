@@ -227,16 +227,69 @@ def fourier_position_encoding(position_ids, channels: int, max_resolution: int):
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
+# Odd multipliers (40 bits) of the byte k places back in an n-gram, and a salt per order: (id + 1) * multiplier stays
+# below 2**49, so the hash is exact in int64 on every device.
+NGRAM_MULTIPLIERS = (992746589899, 274737037309, 254042550741, 181218243651, 1099483558675, 979542843343,
+                     94183489157, 151309895463)  # fmt: skip
+NGRAM_SALTS = (1049356144132, 42462689545, 501771005044, 192592992624, 728532998835, 331127832619, 183747570061,
+               592105693831)  # fmt: skip
+
+
+def hash_ngrams(input_ids, orders, num_buckets: int, pad_token_id: int):
+    """Bucket of the byte n-gram of each order in `orders` that ends at each position; positions before the start
+    count as [PAD]. One shift, multiply and xor per byte of the longest order: (B, L) -> (B, L, len(orders))."""
+    ids, length = input_ids.long(), input_ids.shape[1]
+    running = torch.zeros_like(ids)
+    buckets = []
+    for back in range(max(orders)):
+        shifted = F.pad(ids, (back, 0), value=pad_token_id)[:, :length]  # the byte `back` places earlier
+        running = running ^ ((shifted + 1) * NGRAM_MULTIPLIERS[back])
+        if back + 1 in orders:
+            buckets.append((running ^ NGRAM_SALTS[back]) % 2147483647 % num_buckets)  # mod a prime mixes high bits
+    return torch.stack(buckets, dim=-1)
+
+
+class PerceiverByteLocalMixing(nn.Module):
+    """x + W act(depthwise_conv_k(x)): each position's channels see their k neighbours; a residual block, so the
+    byte array keeps each byte's own features."""
+
+    def __init__(self, config: PerceiverByteConfig):
+        super().__init__()
+        k, channels = config.local_kernel_size, config.d_model
+        self.conv = nn.Conv1d(channels, channels, k, padding=k // 2, groups=channels)
+        self.act = ACT2FN[config.hidden_act]
+        self.proj = nn.Linear(channels, channels)
+
+    def forward(self, byte_array):
+        # byte_array (B, L, C), zero at padding -> (B, L, C)
+        mixed = self.conv(byte_array.transpose(1, 2)).transpose(1, 2)
+        return byte_array + self.proj(self.act(mixed))
+
+
 class PerceiverByteEmbeddings(nn.Module):
-    """The byte array (B, M, C): byte embeddings plus a position encoding of each byte's place among the row's real
-    (unpadded) bytes, so that padding on either side changes nothing."""
+    """The byte array that the latents attend to, built from the bytes in four steps:
+    1. each byte's embedding plus the embeddings of the hashed n-grams that end at it (`ngram_orders`);
+    2. a position encoding of each byte's place among its row's real (unpadded) bytes;
+    3. local mixing: a depthwise convolution over k neighbours (`local_kernel_size`);
+    4. mean-pooling over blocks of s real bytes (`downsampling_factor`).
+    Padding and positions outside the row count as [PAD] in the n-grams and as zero in the convolution, so a row alone
+    and padded (on either side) give the same array. Any span of positions can be built on its own (`forward(...,
+    start, end)`): it reads the few bytes of context around it, so a streamed input gives the whole input's array."""
 
     def __init__(self, config: PerceiverByteConfig):
         super().__init__()
         self.config = config
         self.byte_embeddings = nn.Embedding(config.vocab_size, config.d_model, padding_idx=config.pad_token_id)
+        if config.ngram_orders:
+            width = config.ngram_embedding_size or config.d_model
+            self.ngram_embeddings = nn.Embedding(config.ngram_buckets, width)
+            self.ngram_projection = nn.Linear(width, config.d_model, bias=False) if width != config.d_model else None
         if config.position_encoding_type == "learned":
             self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.d_model)
+        self.local_mixing = PerceiverByteLocalMixing(config) if config.local_kernel_size else None
+        # context each output position reads: the n-grams look back, the convolution both ways
+        half = config.local_kernel_size // 2
+        self.context = (max(config.ngram_orders, default=1) - 1 + half, half)
 
     @staticmethod
     def position_ids(attention_mask, length: int, device):
@@ -244,23 +297,76 @@ class PerceiverByteEmbeddings(nn.Module):
             return torch.arange(length, device=device)[None]  # (1, M)
         return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, M): 0, 1, ... over each row's real bytes
 
-    def forward(self, input_ids=None, inputs_embeds=None, position_ids=None, whole_length=None):
-        # input_ids (B, M) or inputs_embeds (B, M, C); position_ids (B or 1, M) -> byte array (B, M, C);
-        # whole_length: M when this is the whole input (not a chunk of it)
-        embeds = self.byte_embeddings(input_ids) if inputs_embeds is None else inputs_embeds
-        kind = self.config.position_encoding_type
-        if kind == "none":
-            return embeds
-        if kind == "fourier" and position_ids.shape[0] > 1 and position_ids.shape[1] == embeds.shape[1] == whole_length:
-            # a (B, M) batch of positions, all < M: encode 0..M-1 once, then look rows up (B times fewer sin/cos)
-            table = fourier_position_encoding(torch.arange(whole_length, device=embeds.device), self.config.d_model,
-                                              self.config.fourier_max_resolution)  # fmt: skip
-            positions = F.embedding(position_ids, table)
-        elif kind == "fourier":
-            positions = fourier_position_encoding(position_ids, self.config.d_model, self.config.fourier_max_resolution)
+    def embed_ids(self, input_ids, attention_mask=None):
+        """Step 1 alone: byte plus n-gram embeddings of `input_ids` (B, M) -> (B, M, C), padding read as [PAD]. What
+        `inputs_embeds` must hold to reproduce `input_ids`."""
+        if attention_mask is not None:
+            input_ids = input_ids.masked_fill(attention_mask == 0, self.config.pad_token_id)
+        embeds = self.byte_embeddings(input_ids)
+        if self.config.ngram_orders:
+            config = self.config
+            buckets = hash_ngrams(input_ids, config.ngram_orders, config.ngram_buckets, config.pad_token_id)
+            # one gather-and-sum over the orders: no (B, M, orders, E) tensor is formed
+            ngrams = F.embedding_bag(buckets.flatten(0, 1), self.ngram_embeddings.weight, mode="sum")  # (B*M, E)
+            if self.ngram_projection is not None:
+                ngrams = self.ngram_projection(ngrams)
+            embeds = embeds + ngrams.unflatten(0, input_ids.shape).to(embeds.dtype)
+        return embeds
+
+    def position_encoding(self, position_ids, dtype):
+        # position_ids (B or 1, L) -> (B or 1, L, C), or None
+        kind, config = self.config.position_encoding_type, self.config
+        if kind == "fourier":
+            return fourier_position_encoding(position_ids, config.d_model, config.fourier_max_resolution).to(dtype)
+        if kind == "learned":
+            return self.position_embeddings(position_ids).to(dtype)
+        return None
+
+    def forward(self, input_ids, inputs_embeds, attention_mask, position_ids, start=0, end=None):
+        # input_ids (B, M) or inputs_embeds (B, M, C); attention_mask (B, M) or None; position_ids (B or 1, M)
+        # -> byte array of positions [start, end): (B, ceil((end - start) / s), C), and which of its rows are real
+        # (B, ceil((end - start) / s)) bool
+        source = input_ids if inputs_embeds is None else inputs_embeds
+        batch, length = source.shape[:2]
+        end = length if end is None else end
+        before, after = self.context
+        low, high = max(start - before, 0), min(end + after, length)
+        pad = (low - (start - before), (end + after) - high)  # context beyond the row: padding
+        keep = (torch.ones(batch, high - low, dtype=torch.bool, device=source.device) if attention_mask is None
+                else attention_mask[:, low:high].bool())  # fmt: skip
+        keep = F.pad(keep, pad, value=False)  # (B, L) over the window
+        if inputs_embeds is None:
+            ids = F.pad(input_ids[:, low:high], pad, value=self.config.pad_token_id)
+            byte_array = self.embed_ids(ids, keep)  # (B, L, C)
         else:
-            positions = self.position_embeddings(position_ids)
-        return embeds + positions.to(embeds.dtype)
+            byte_array = F.pad(inputs_embeds[:, low:high], (0, 0, *pad))
+        positions = self.position_encoding(F.pad(position_ids[:, low:high], pad), byte_array.dtype)
+        if positions is not None:
+            byte_array = byte_array + positions
+        byte_array = byte_array * keep[..., None].to(byte_array.dtype)  # padding is zero for the convolution
+        if self.local_mixing is not None:
+            byte_array = self.local_mixing(byte_array)
+        inner = slice(start - (low - pad[0]), end - (low - pad[0]))  # [start, end) inside the window
+        byte_array, keep = byte_array[:, inner], keep[:, inner]
+        s = self.config.downsampling_factor
+        if s > 1:  # rows are left-aligned (see PerceiverByteModel), so blocks of s positions are blocks of s bytes
+            blocks = -(-byte_array.shape[1] // s)
+            fill = blocks * s - byte_array.shape[1]
+            weights = F.pad(keep, (0, fill)).unflatten(1, (blocks, s)).to(byte_array.dtype)  # (B, L/s, s)
+            summed = torch.einsum("bls,blsc->blc", weights, F.pad(byte_array, (0, 0, 0, fill)).unflatten(1, (blocks, s)))
+            counts = weights.sum(-1)
+            byte_array, keep = summed / counts.clamp(min=1)[..., None], counts > 0
+        return byte_array, keep
+
+
+def left_align(attention_mask, *tensors):
+    """Each row's real positions moved to its front, in order, padding after them: (B, M, ...) -> the same shapes.
+    Blocks of s positions are then blocks of s real bytes whatever the padding side."""
+    order = torch.sort((attention_mask == 0).to(torch.int8), dim=1, stable=True).indices  # (B, M)
+    out = [attention_mask.gather(1, order)]
+    for t in tensors:
+        out.append(None if t is None else t.gather(1, order.view(*order.shape, *[1] * (t.dim() - 2)).expand_as(t)))
+    return out
 
 
 def repeat_schedule(sharing: str, num_blocks: int) -> list[int]:
@@ -451,36 +557,36 @@ class PerceiverByteModel(PerceiverBytePreTrainedModel):
         self.check_inputs(input_ids, attention_mask, inputs_embeds)
         source = input_ids if inputs_embeds is None else inputs_embeds
         batch, length = source.shape[:2]
-        dtype = self.embeddings.byte_embeddings.weight.dtype if inputs_embeds is None else inputs_embeds.dtype
+        if attention_mask is not None and self.config.downsampling_factor > 1:
+            attention_mask, input_ids, inputs_embeds = left_align(attention_mask, input_ids, inputs_embeds)
         position_ids = self.embeddings.position_ids(attention_mask, length, source.device)
-        mask = None
-        if attention_mask is not None:  # (B, M) of 1/0 -> additive (B, 1, 1, M)
-            # a row without one real byte attends to all of its positions: masking them all would leave SDPA kernels a
-            # softmax over -inf-like scores, whose backward some get wrong (float32 rounds away the log-sum-exp)
-            keep = attention_mask.bool() | ~attention_mask.bool().any(-1, keepdim=True)  # (B, M)
-            mask = (~keep[:, None, None, :]).to(dtype) * torch.finfo(dtype).min
+        # a row without one real byte attends to all of its positions: masking them all would leave SDPA kernels a
+        # softmax over -inf-like scores, whose backward some get wrong (float32 rounds away the log-sum-exp)
+        empty_rows = None if attention_mask is None else ~attention_mask.bool().any(-1, keepdim=True)  # (B, 1)
+
+        def byte_array(start=0, end=None):  # -> byte array (B, L, C), additive mask (B, 1, 1, L) or None
+            array, keep = self.embeddings(input_ids, inputs_embeds, attention_mask, position_ids, start, end)
+            if attention_mask is None:
+                return array, None
+            return array, (~(keep | empty_rows))[:, None, None, :].to(array.dtype) * torch.finfo(array.dtype).min
+
+        def normalize(array):  # LayerNorm without affine: each cross-attention folds in its own gamma and beta
+            return F.layer_norm(array, array.shape[-1:], eps=self.config.layer_norm_eps)
 
         chunk = self.config.cross_attention_chunk_size
         # output_attentions needs the (B, h, N, M) weights, which the streaming path never forms: use the whole path
         chunked = chunk is not None and length > chunk and not kwargs.get("output_attentions")
         absorbed = chunked or self.absorbs_projections()
-
-        def normalize(byte_array):  # LayerNorm without affine: each cross-attention folds in its own gamma and beta
-            return F.layer_norm(byte_array, byte_array.shape[-1:], eps=self.config.layer_norm_eps)
-
         if chunked:  # the byte array is never built whole: each cross-attention streams it chunk by chunk
 
             def normalized_bytes():
                 for start in range(0, length, chunk):
-                    part = slice(start, start + chunk)
-                    ids = None if input_ids is None else input_ids[:, part]
-                    embeds = None if inputs_embeds is None else inputs_embeds[:, part]
-                    byte_array = self.embeddings(ids, embeds, position_ids[:, part])  # (B, c, C)
-                    yield normalize(byte_array), None if mask is None else mask[..., part]
+                    array, mask = byte_array(start, min(start + chunk, length))  # (B, c / s, C)
+                    yield normalize(array), mask
 
         else:
-            byte_array = self.embeddings(input_ids, inputs_embeds, position_ids, whole_length=length)  # (B, M, C)
-            normalized_bytes = normalize(byte_array) if absorbed else None  # one for every cross-attention
+            whole, mask = byte_array()  # (B, M / s, C)
+            normalized_bytes = normalize(whole) if absorbed else None  # one for every cross-attention
 
         latents = self.latents.expand(batch, -1, -1)  # (B, N, D)
         keys_values = {}  # projected form: unique cross-attention -> its keys and values, computed once
@@ -488,10 +594,10 @@ class PerceiverByteModel(PerceiverBytePreTrainedModel):
         for cross_index, block_index in zip(self.cross_schedule, self.self_schedule):
             cross_layer = self.cross_layers[cross_index]
             if absorbed:
-                latents = cross_layer(latents, None, None, mask, normalized_bytes, **kwargs)
+                latents = cross_layer(latents, None, None, None if chunked else mask, normalized_bytes, **kwargs)
             else:
                 if cross_index not in keys_values:
-                    keys_values[cross_index] = cross_layer.project_kv(byte_array)  # (B, h, M, dk), (B, h, M, dv)
+                    keys_values[cross_index] = cross_layer.project_kv(whole)  # (B, h, M, dk), (B, h, M, dv)
                 latents = cross_layer(latents, *keys_values[cross_index], mask, **kwargs)
             for layer in self.self_layers[block_index * num_layers : (block_index + 1) * num_layers]:
                 latents = layer(latents, **kwargs)

@@ -9,10 +9,10 @@ by `HfArgumentParser` as in transformers' example scripts (`run_classification.p
 
 Commands (from the repository root):
 
-    # Default: the embedded UDHR language-ID data (data/udhr, 452 languages), the script's small preset model
-    # (0.59M parameters), 6 epochs. Measured on 2 CPU cores: 4 minutes when the machine is otherwise idle, about
-    # 10 minutes with 1 thread (--torch_num_threads 1) beside another job; validation accuracy ~0.92, test ~0.88.
-    # On a busy machine, 2 OpenMP threads can be 10x slower than 1: add --torch_num_threads 1 there.
+    # Default: the embedded UDHR language-ID data (data/udhr, 452 languages) and a fresh model with
+    # PerceiverByteConfig()'s defaults (hashed byte n-grams 2-6 and local mixing under one cross-attention; 2.7M
+    # parameters). Figures and timings: README.md. On a busy machine, 2 OpenMP threads can be 10x slower than 1: add
+    # --torch_num_threads 1 there.
     python scripts/train.py --output_dir outputs/udhr
 
     # Local files: csv / tsv / json / jsonl / parquet (json, jsonl, csv and tsv may be .gz). Text and label columns
@@ -35,7 +35,7 @@ Commands (from the repository root):
     # Fine-tune a trained model (an output dir or a Hub id); a different label set needs --ignore_mismatched_sizes.
     python scripts/train.py --output_dir outputs/udhr-ft --model_name_or_path outputs/udhr --learning_rate 3e-4
 
-    # A bigger or different fresh model: overrides on top of the script's preset (see --config_overrides).
+    # A bigger or different fresh model: overrides on top of PerceiverByteConfig()'s defaults.
     python scripts/train.py --output_dir outputs/big --config_overrides "num_latents=128,d_latents=256,num_blocks=4"
 
     # Resume: rerunning with the same --output_dir resumes from its last complete checkpoint automatically (one that
@@ -61,7 +61,7 @@ Commands (from the repository root):
     accelerate launch --num_processes 4 --mixed_precision bf16 scripts/train.py --output_dir outputs/ddp --bf16
     # or: torchrun --nproc_per_node 4 scripts/train.py --output_dir outputs/ddp --bf16
     # FSDP: the layers to wrap are PerceiverByteCrossAttentionLayer and PerceiverByteSelfAttentionLayer
-    # (model._no_split_modules); the preset model (a few M parameters) gains nothing from sharding, use DDP for it.
+    # (model._no_split_modules); the default model (a few M parameters) gains nothing from sharding, use DDP for it.
     accelerate launch --num_processes 4 scripts/train.py --output_dir outputs/fsdp --bf16 \
         --fsdp "full_shard auto_wrap" \
         --fsdp_config '{"transformer_layer_cls_to_wrap": ["PerceiverByteCrossAttentionLayer", "PerceiverByteSelfAttentionLayer"]}'
@@ -131,19 +131,6 @@ DEFAULT_DATA_DIR = REPO_ROOT / "data" / "udhr"
 METRICS_DIR = REPO_ROOT / "metrics"
 DEFAULT_MODEL_CARD_TEMPLATE = REPO_ROOT / "model_card.md"
 
-#: The script's preset architecture for a fresh model (on top of PerceiverByteConfig's defaults); `--config_overrides`
-#: is applied on top of it. Tuned on UDHR language ID for about 10 minutes of training on 2 CPU cores:
-#: - position_encoding_type=none: with the default Fourier features (magnitude ~1 per channel) the byte embeddings
-#:   (initialised at std 0.02) are drowned out and the model barely learns (1.4% validation accuracy after 300 steps,
-#:   vs 8.5% with learned positions and 14.4% with none); a bag of bytes suffices for language ID (a logistic
-#:   regression on byte histograms reaches ~94%). Over the full default run, Fourier features still lost: test
-#:   accuracy 0.840 added to embeddings at their scale, 0.868 concatenated as in the paper, 0.886 without (README).
-#: - one cross-attention with 4 heads, then a 2-layer latent Transformer over 32 latents of 128 channels (0.59M
-#:   parameters): as accurate per step as 2 blocks and about twice as fast; 4 latent layers learned slower per epoch.
-PRESET_CONFIG_OVERRIDES = (
-    "position_encoding_type=none,d_model=128,num_latents=32,d_latents=128,num_blocks=1,num_self_attends_per_block=2,"
-    "num_cross_attention_heads=4,num_self_attention_heads=4"
-)
 #: Script defaults for `TrainingArguments` (any of them can be given on the command line).
 TRAINING_DEFAULTS = dict(
     do_train=True,
@@ -184,13 +171,12 @@ class ModelArguments:
 
     model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "A trained output dir or Hub id to fine-tune. Default: a fresh model from the preset "
-                          "(see --config_name / --config_overrides)."},
+        metadata={"help": "A trained output dir or Hub id to fine-tune. Default: a fresh model with "
+                          "PerceiverByteConfig()'s defaults (see --config_name / --config_overrides)."},
     )  # fmt: skip
     config_name: str | None = field(
         default=None,
-        metadata={"help": "Base config of a fresh model: None = the script's preset (" + PRESET_CONFIG_OVERRIDES +
-                          " over PerceiverByteConfig's defaults); 'package_defaults' = PerceiverByteConfig(); "
+        metadata={"help": "Base config of a fresh model: None = PerceiverByteConfig()'s defaults; "
                           "'paper_imagenet' = the paper's ImageNet size; or a config.json / folder / Hub id."},
     )  # fmt: skip
     config_overrides: str | None = field(
@@ -773,9 +759,6 @@ def apply_overrides(config: PerceiverByteConfig, overrides: dict[str, Any], what
 def build_fresh_config(model_args: ModelArguments) -> PerceiverByteConfig:
     name = model_args.config_name
     if name is None:
-        config = PerceiverByteConfig()
-        apply_overrides(config, parse_config_overrides(PRESET_CONFIG_OVERRIDES), "the script's preset")
-    elif name == "package_defaults":
         config = PerceiverByteConfig()
     elif name == "paper_imagenet":
         config = PerceiverByteConfig.paper_imagenet()
@@ -1432,12 +1415,28 @@ def publish_output(training_args: TrainingArguments) -> None:
         )
 
 
+def end_distributed(succeeded: bool) -> None:
+    """Tear the process group down in order, so that no rank aborts at exit ("terminate called without an active
+    exception") after a run that worked. After a success the ranks first wait for each other (rank 0 may still be
+    writing the model); after an error they cannot be relied on to arrive, so each leaves at once."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if succeeded:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
 def cli(argv: list[str] | None = None) -> int:
+    succeeded = False
     try:
         main(argv)
+        succeeded = True
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        end_distributed(succeeded)
     return 0
 
 

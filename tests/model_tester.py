@@ -9,7 +9,8 @@ from perceiver_byte import PerceiverByteConfig
 TINY = dict(
     d_model=16, num_latents=8, d_latents=32, num_blocks=3, num_self_attends_per_block=2,
     num_cross_attention_heads=1, num_self_attention_heads=4, cross_attention_widening_factor=1,
-    self_attention_widening_factor=2, num_labels=3,
+    self_attention_widening_factor=2, num_labels=3, local_kernel_size=3,
+    ngram_buckets=97,  # a small hash table: tests save and load often
 )  # fmt: skip
 
 

@@ -428,7 +428,7 @@ def test_model_fuzz(fields, inputs):
         )
         twin.load_state_dict(model.state_dict())
         assert max_diff(twin.eval()(ids, attention_mask=mask).logits, out.logits) <= 1e-5, "absorbed != projected"
-        embeds = model.get_input_embeddings()(ids)
+        embeds = model.perceiver.embeddings.embed_ids(ids, mask)
         assert max_diff(model(inputs_embeds=embeds, attention_mask=mask).logits, out.logits) <= 1e-5
 
         # attention weights on request: one (B, h, N, M) map per repeat, zero on padding, each row summing to one

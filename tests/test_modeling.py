@@ -58,14 +58,26 @@ def test_classifier_outputs_and_return_dict_false():
 def test_inputs_embeds_equals_input_ids():
     model = build()
     ids, mask = tiny_inputs()
-    embeds = model.get_input_embeddings()(ids)  # (B, M, C): any M x C array can be fed this way
+    embeds = model.perceiver.embeddings.embed_ids(ids, mask)  # (B, M, C): byte + n-gram embeddings; any M x C array can be fed this way
     torch.testing.assert_close(model(inputs_embeds=embeds, attention_mask=mask).logits, model(ids, attention_mask=mask).logits)
 
 
 # ----------------------------------------------------------------------------------------------- padding invariance
+# ways to build the byte array: the default (n-grams 2-6, local mixing over 5), pooled by 3 (so 9 bytes and the padding
+# fall across block boundaries), every order with wide mixing, pooling with narrow mixing, and bytes alone
+BYTE_ARRAYS = {
+    "default": {},
+    "pooled": dict(downsampling_factor=3),
+    "orders_1_8_kernel_7": dict(ngram_orders=[1, 8], local_kernel_size=7, ngram_embedding_size=None),
+    "pooled_kernel_3": dict(downsampling_factor=4, local_kernel_size=3),
+    "bytes_only": dict(ngram_orders=[], local_kernel_size=0),
+}
+
+
+@pytest.mark.parametrize("byte_array", BYTE_ARRAYS)
 @pytest.mark.parametrize("position_encoding_type", ["fourier", "learned", "none"])
-def test_padding_does_not_change_logits(position_encoding_type):
-    model = build(position_encoding_type=position_encoding_type, max_position_embeddings=64)
+def test_padding_does_not_change_logits(position_encoding_type, byte_array):
+    model = build(position_encoding_type=position_encoding_type, max_position_embeddings=64, **BYTE_ARRAYS[byte_array])
     ids = torch.randint(6, 262, (1, 9))
     alone = model(ids).logits
     for side in ("right", "left"):
@@ -133,6 +145,11 @@ def expected_parameter_count(config: PerceiverByteConfig) -> int:
     self_ = norm(D) + linear(D, 2 * qk + v) + linear(v, D) + norm(D) + linear(D, D * ws) + linear(D * ws, D)
     unique = {"none": R, "all_but_first": min(R, 2), "all": 1}
     embeddings = config.vocab_size * C + (config.max_position_embeddings * C if config.position_encoding_type == "learned" else 0)
+    if config.ngram_orders:  # one hash table for all orders, projected to C when narrower
+        width = config.ngram_embedding_size or C
+        embeddings += config.ngram_buckets * width + (width * C if width != C else 0)
+    if config.local_kernel_size:  # depthwise convolution (C filters of k taps + bias), then a C x C linear
+        embeddings += C * config.local_kernel_size + C + linear(C, C)
     base = embeddings + N * D + cross * unique[config.cross_attention_weight_sharing]
     base += self_ * L * unique[config.self_attention_weight_sharing]
     return base + norm(D) + linear(D, config.num_labels)
@@ -319,7 +336,7 @@ def test_fourier_positions_have_no_length_limit():
     "field, value, error",
     [
         ("num_latents", 0, ValueError), ("num_latents", 2.5, TypeError), ("num_latents", True, TypeError),
-        ("d_latents", -4, ValueError), ("d_model", 15, ValueError), ("d_model", "16", TypeError),
+        ("d_latents", -4, ValueError), ("d_model", 0, ValueError), ("d_model", "16", TypeError),
         ("num_blocks", 0, ValueError), ("num_self_attends_per_block", -1, ValueError),
         ("num_cross_attention_heads", 3, ValueError), ("num_self_attention_heads", 5, ValueError),
         ("qk_channels", 0, ValueError), ("v_channels", 1.0, TypeError),
@@ -328,6 +345,9 @@ def test_fourier_positions_have_no_length_limit():
         ("attention_dropout", 1.0, ValueError), ("hidden_dropout", -0.1, ValueError), ("hidden_dropout", "0.1", TypeError),
         ("layer_norm_eps", 0.0, ValueError), ("initializer_range", -1.0, ValueError),
         ("position_encoding_type", "rotary", ValueError), ("fourier_max_resolution", 0, ValueError),
+        ("ngram_orders", [2, 9], ValueError), ("ngram_orders", [3, 3], ValueError), ("ngram_orders", 3, TypeError),
+        ("ngram_buckets", 0, ValueError), ("local_kernel_size", 4, ValueError), ("downsampling_factor", 0, ValueError),
+        ("ngram_embedding_size", 0, ValueError),
         ("max_position_embeddings", 0, ValueError),
         ("cross_attention_weight_sharing", "some", ValueError), ("self_attention_weight_sharing", "every", ValueError),
         ("vocab_size", 100, ValueError), ("pad_token_id", 262, ValueError), ("bos_token_id", -1, ValueError),
@@ -456,12 +476,16 @@ def test_fully_padded_row_gradients_agree_between_attention_kernels(absorb):
 
 
 # ----------------------------------------------------------------------------------------------- chunked cross-attention
-@pytest.mark.parametrize("chunk", [1, 5, 12, 64])
-def test_chunked_cross_attention_equals_whole(chunk):
-    whole = build(num_blocks=4, num_cross_attention_heads=2)
-    chunked = build(num_blocks=4, num_cross_attention_heads=2, cross_attention_chunk_size=chunk)
+@pytest.mark.parametrize(("chunk", "byte_array"), [(1, "default"), (5, "default"), (12, "default"), (64, "default"),
+                                                   (3, "pooled"), (9, "pooled"), (4, "pooled_kernel_3"),
+                                                   (5, "orders_1_8_kernel_7"), (6, "bytes_only")])  # fmt: skip
+def test_chunked_cross_attention_equals_whole(chunk, byte_array):
+    """Streaming equals the whole input, n-grams and convolutions across chunk boundaries and pooled blocks included."""
+    whole = build(num_blocks=4, num_cross_attention_heads=2, **BYTE_ARRAYS[byte_array])
+    chunked = build(num_blocks=4, num_cross_attention_heads=2, cross_attention_chunk_size=chunk, **BYTE_ARRAYS[byte_array])
     chunked.load_state_dict(whole.state_dict())
     ids, mask = tiny_inputs(length=37)  # 37 is divisible by no chunk size used here
+    mask[1] = mask[1].flip(0)  # one row padded on the left
     mask[2] = 0  # and one fully padded row
     expected = whole(ids, attention_mask=mask).logits
     got = chunked(ids, attention_mask=mask).logits
@@ -480,8 +504,76 @@ def test_chunked_with_gradient_checkpointing_and_inputs_embeds():
     model = build(cross_attention_chunk_size=8).train()
     model.gradient_checkpointing_enable()
     ids, mask = tiny_inputs(length=30)
-    embeds = model.get_input_embeddings()(ids).detach().requires_grad_(True)
+    embeds = model.perceiver.embeddings.embed_ids(ids, mask).detach().requires_grad_(True)
     loss = model(inputs_embeds=embeds, attention_mask=mask, labels=torch.tensor([0, 1, 2])).loss
     loss.backward()
     assert model.perceiver.cross_layers[0].cross_attn.kv_proj.weight.grad is not None
     assert torch.isfinite(loss)
+
+
+# ----------------------------------------------------------------------------------------------- the byte array
+def test_hashed_ngrams_depend_on_their_bytes_only():
+    """The bucket of an n-gram is a function of its n bytes and its order: the same n-gram gets the same bucket at any
+    position and in any row, bytes before the row start count as [PAD], and a byte outside the n-gram changes nothing."""
+    from perceiver_byte.modeling_perceiver_byte import hash_ngrams
+
+    orders, buckets = [1, 2, 3, 5], 1009
+    ids = torch.randint(6, 12, (4, 40))  # few distinct bytes: many repeated n-grams
+    got = hash_ngrams(ids, orders, buckets, pad_token_id=0)
+    assert got.shape == (4, 40, len(orders)) and got.dtype == torch.int64
+    assert int(got.min()) >= 0 and int(got.max()) < buckets
+    seen = {}
+    for row in range(4):
+        for i in range(40):
+            for k, n in enumerate(orders):
+                gram = (n, tuple(int(ids[row, j]) if j >= 0 else 0 for j in range(i - n + 1, i + 1)))
+                assert seen.setdefault(gram, int(got[row, i, k])) == int(got[row, i, k]), gram
+    # different orders of the same bytes, and different n-grams, spread over the buckets
+    assert len(set(seen.values())) > 0.8 * min(len(seen), buckets)
+    changed = ids.clone()
+    changed[:, 20] = 15  # outside every n-gram ending at 25 or later (longest order 5)
+    assert torch.equal(hash_ngrams(changed, orders, buckets, 0)[:, 25:], got[:, 25:])
+
+
+def test_ngram_embeddings_are_summed_and_projected():
+    model = build(ngram_orders=[2, 4], ngram_embedding_size=8, ngram_buckets=50)
+    embeddings = model.perceiver.embeddings
+    ids, mask = tiny_inputs()
+    from perceiver_byte.modeling_perceiver_byte import hash_ngrams
+
+    padded = ids.masked_fill(mask == 0, 0)
+    buckets = hash_ngrams(padded, [2, 4], 50, 0)  # (B, M, 2)
+    expected = embeddings.byte_embeddings(padded) + embeddings.ngram_projection(
+        embeddings.ngram_embeddings(buckets).sum(2)
+    )
+    torch.testing.assert_close(embeddings.embed_ids(ids, mask), expected)
+
+
+def test_pooled_byte_array_has_one_row_per_block_of_real_bytes():
+    model = build(PerceiverByteModel, downsampling_factor=4)
+    ids, mask = tiny_inputs(batch=3, length=13)  # rows of 13, 10 and 7 real bytes
+    mask[1] = mask[1].flip(0)  # left padding
+    out = model(ids, attention_mask=mask, output_attentions=True)
+    cross = out.cross_attentions[0]  # (B, h, N, ceil(13 / 4))
+    assert cross.shape[-1] == 4
+    blocks = [4, 3, 2]  # ceil(real / 4): the rest of each row is padding and gets no weight
+    for row, real in enumerate(blocks):
+        assert torch.all(cross[row, ..., real:] == 0) and torch.all(cross[row, ..., :real].sum(-1) > 0.999)
+
+
+def test_config_of_an_older_version_keeps_its_byte_array(tmp_path):
+    """A config.json saved before the n-gram and mixing fields existed describes a model without them: it loads as such
+    (no new weights initialised at random), not with the newer defaults."""
+    import json
+
+    model = build(ngram_orders=[], local_kernel_size=0)
+    model.save_pretrained(tmp_path)
+    config_file = tmp_path / "config.json"
+    fields = json.loads(config_file.read_text())
+    for name in ("ngram_orders", "ngram_buckets", "ngram_embedding_size", "local_kernel_size", "downsampling_factor"):
+        fields.pop(name)
+    config_file.write_text(json.dumps(fields))
+    loaded = PerceiverByteForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert loaded.config.ngram_orders == [] and loaded.config.local_kernel_size == 0
+    ids, mask = tiny_inputs()
+    torch.testing.assert_close(loaded(ids, attention_mask=mask).logits, model(ids, attention_mask=mask).logits)

@@ -80,9 +80,11 @@ class PerceiverByteModelTester:
         # keys/values computed once); the latent Transformers are not shared (two sets of self-attention weights).
         cross_attention_weight_sharing="all",
         self_attention_weight_sharing="none",
+        ngram_buckets=97,  # the default n-gram orders and local mixing, with a small hash table
         num_labels=3,
     ):
         self.parent = parent
+        self.ngram_buckets = ngram_buckets
         self.batch_size = batch_size
         self.seq_length = seq_length
         self.is_training = is_training
@@ -124,6 +126,8 @@ class PerceiverByteModelTester:
             self_attention_widening_factor=self.self_attention_widening_factor,
             cross_attention_weight_sharing=self.cross_attention_weight_sharing,
             self_attention_weight_sharing=self.self_attention_weight_sharing,
+            ngram_buckets=self.ngram_buckets,
+            local_kernel_size=3,  # off by default; on here so that the common tests cover it
             num_labels=self.num_labels,
         )
 
@@ -303,6 +307,20 @@ class PerceiverByteModelTest(ModelTesterMixin, unittest.TestCase):
 
     def test_for_sequence_classification(self):
         self.model_tester.create_and_check_for_sequence_classification(*self.model_tester.prepare_config_and_inputs())
+
+    def test_inputs_embeds_matches_input_ids(self):
+        """The mixin's test feeds `get_input_embeddings()(input_ids)`, the byte embeddings alone; here the byte array
+        of ids also holds hashed n-gram embeddings, which read the attention mask (padding counts as [PAD]). So the
+        same check with what `inputs_embeds` must hold to reproduce `input_ids`: `embeddings.embed_ids(ids, mask)`."""
+        config, inputs = self.model_tester.prepare_config_and_inputs_for_common()
+        self.assertTrue(config.ngram_orders, "the tester's config must use n-grams for this test to mean anything")
+        for model_class in self.all_model_classes:
+            model = model_class(config).to(torch_device).eval()
+            embeds = model.base_model.embeddings.embed_ids(inputs["input_ids"], inputs["attention_mask"])
+            with torch.no_grad():
+                out_ids = model(**inputs)[0]
+                out_embeds = model(inputs_embeds=embeds, attention_mask=inputs["attention_mask"])[0]
+            torch.testing.assert_close(out_embeds, out_ids)
 
     def test_skip_list_is_current(self):
         stale = sorted(name for name in SKIPPED if not hasattr(ModelTesterMixin, name))
