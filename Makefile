@@ -15,7 +15,7 @@ setup:
 	$(BIN)/python -m pip install -q -e ".[dev]"
 
 train: setup
-	$(BIN)/python scripts/train.py --output_dir outputs/udhr
+	$(BIN)/python scripts/train.py --output_dir outputs/udhr --torch_num_threads 1
 
 test: setup
 	$(BIN)/python scripts/fetch_transformers_tests.py
