@@ -416,7 +416,7 @@ def largest_cross_attention_logit(model, input_ids):
     layer = perceiver.cross_layers[0]
     with torch.no_grad():
         positions = perceiver.embeddings.position_ids(None, input_ids.shape[1], input_ids.device)
-        key, _ = layer.project_kv(perceiver.embeddings(input_ids, None, positions, whole_length=input_ids.shape[1]))
+        key, _ = layer.project_kv(perceiver.embeddings(input_ids, None, None, positions)[0])
         query = layer.cross_attn.split_heads(layer.cross_attn.q_proj(layer.latents_norm(perceiver.latents[None])))
         return (query @ key.transpose(2, 3) * layer.cross_attn.scaling).abs().max().item()
 
