@@ -313,9 +313,14 @@ class PerceiverByteEmbeddings(nn.Module):
             embeds = embeds + ngrams.unflatten(0, input_ids.shape).to(embeds.dtype)
         return embeds
 
-    def position_encoding(self, position_ids, dtype):
-        # position_ids (B or 1, L) -> (B or 1, L, C), or None
+    def position_encoding(self, position_ids, dtype, whole_length=None):
+        # position_ids (B or 1, L) -> (B or 1, L, C), or None. whole_length: M when every id is below it (the window
+        # spans the whole input), so that a batch's Fourier features are computed once for 0..M-1 and looked up
         kind, config = self.config.position_encoding_type, self.config
+        if kind == "fourier" and whole_length is not None and position_ids.shape[0] > 1:
+            table = fourier_position_encoding(torch.arange(whole_length, device=position_ids.device), config.d_model,
+                                              config.fourier_max_resolution)  # fmt: skip
+            return F.embedding(position_ids, table).to(dtype)
         if kind == "fourier":
             return fourier_position_encoding(position_ids, config.d_model, config.fourier_max_resolution).to(dtype)
         if kind == "learned":
@@ -340,13 +345,14 @@ class PerceiverByteEmbeddings(nn.Module):
             byte_array = self.embed_ids(ids, keep)  # (B, L, C)
         else:
             byte_array = F.pad(inputs_embeds[:, low:high], (0, 0, *pad))
-        positions = self.position_encoding(F.pad(position_ids[:, low:high], pad), byte_array.dtype)
+        whole = length if (start, end) == (0, length) else None
+        positions = self.position_encoding(F.pad(position_ids[:, low:high], pad), byte_array.dtype, whole)
         if positions is not None:
             byte_array = byte_array + positions
         byte_array = byte_array * keep[..., None].to(byte_array.dtype)  # padding is zero for the convolution
         if self.local_mixing is not None:
             byte_array = self.local_mixing(byte_array)
-        inner = slice(start - (low - pad[0]), end - (low - pad[0]))  # [start, end) inside the window
+        inner = slice(before, before + end - start)  # [start, end) inside the window, which starts at start - before
         byte_array, keep = byte_array[:, inner], keep[:, inner]
         s = self.config.downsampling_factor
         if s > 1:  # rows are left-aligned (see PerceiverByteModel), so blocks of s positions are blocks of s bytes
