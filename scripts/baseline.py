@@ -112,17 +112,16 @@ def load_split(path: str, flag: str, text_column: str, label_column: str, max_by
 
 
 def carve_validation(labels: list[str], percentage: float, seed: int) -> tuple[list[int], list[int]]:
-    """Row indices (train, validation) of scripts/train.py's carve: `train_test_split` stratified on str(label)
-    when every class can give an example to each side, else plain; same arguments, so the same rows."""
+    """Row indices (train, validation) of the split scripts/train.py carves, by its own function."""
     import datasets
 
-    ds = datasets.Dataset.from_dict({"row": list(range(len(labels))), "__strat": labels})
-    try:
-        split = ds.class_encode_column("__strat").train_test_split(
-            test_size=percentage / 100, seed=seed, stratify_by_column="__strat")
-    except ValueError:
-        split = ds.train_test_split(test_size=percentage / 100, seed=seed)
-    return split["train"]["row"], split["test"]["row"]
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from scripts.train import carve_validation as carve
+
+    ds = datasets.Dataset.from_dict({"row": list(range(len(labels))), "label": labels})
+    train, validation = carve(ds, "label", percentage, seed)
+    return train["row"], validation["row"]
 
 
 # ------------------------------------------------------------------------------------------- hardware

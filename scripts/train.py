@@ -605,6 +605,22 @@ def detect_column(ds: datasets.Dataset, given: str | None, candidates, role: str
     )
 
 
+def carve_validation(train: datasets.Dataset, label_column: str, percentage: float, seed: int, stratify: bool = True):
+    """(train, validation): `percentage` % of train held out, stratified on str(label) when every class can give one
+    example to each side (and `stratify`), else a plain split. scripts/baseline.py carves with this too."""
+    share = percentage / 100
+    if stratify:
+        try:
+            keyed = train.map(lambda b: {"__strat": [str(v) for v in b[label_column]]}, batched=True,
+                              load_from_cache_file=False).class_encode_column("__strat")  # fmt: skip
+            split = keyed.train_test_split(test_size=share, seed=seed, stratify_by_column="__strat")
+            return split["train"].remove_columns("__strat"), split["test"].remove_columns("__strat")
+        except ValueError:
+            pass
+    split = train.train_test_split(test_size=share, seed=seed)
+    return split["train"], split["test"]
+
+
 def _is_text_feature(feature) -> bool:
     return isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string", "binary", "large_binary")
 
@@ -1211,20 +1227,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 {k: len(v) for k, v in raw.items()})  # fmt: skip
 
     if "validation" not in raw and training_args.do_eval:
-        share = data_args.validation_split_percentage / 100
         train = raw["train"]
-        split = None
-        if not labels.multi_label and not labels.class_label:
-            try:  # stratified when every class can give one example to each side
-                keyed = train.map(lambda b: {"__strat": [str(v) for v in b[label_column]]}, batched=True,
-                                  load_from_cache_file=False).class_encode_column("__strat")  # fmt: skip
-                split = keyed.train_test_split(test_size=share, seed=training_args.seed, stratify_by_column="__strat")
-                split = {k: v.remove_columns("__strat") for k, v in split.items()}
-            except ValueError:
-                split = None
-        if split is None:
-            split = train.train_test_split(test_size=share, seed=training_args.seed)
-        raw["train"], raw["validation"] = split["train"], split["test"]
+        raw["train"], raw["validation"] = carve_validation(
+            train, label_column, data_args.validation_split_percentage, training_args.seed,
+            stratify=not labels.multi_label and not labels.class_label,
+        )  # fmt: skip
         sources["validation"] = SplitSource(f"validation split carved from {sources['train'].description}",
                                             kind="carved")  # fmt: skip
         logger.info("No validation split: held out %d of %d training examples (%.1f%%).", len(raw["validation"]),
