@@ -15,17 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from scripts import build_manpages_dataset as build
+
 DATA = Path(__file__).resolve().parents[1] / "data" / "manpages"
 SPLITS = ("train", "validation", "test")
-LABELS = {
-    "1": "1-user-commands",
-    "2": "2-system-calls",
-    "3": "3-library-functions",
-    "4": "4-devices",
-    "5": "5-file-formats",
-    "7": "7-overviews",
-    "8": "8-administration",
-}
+LABELS = build.LABELS  # section -> label, the builder's rule
 # Pages whose rendered text does not start with the NAME section (source quirks,
 # documented in the data card).
 NO_NAME_SECTION = {"postfix-collate.1", "__ppc_set_ppr_med.3"}
