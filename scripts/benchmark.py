@@ -75,7 +75,7 @@ NUM_LABELS = 2
 VOCAB = 262  # 6 special ids + 256 byte values (byte b has id b + 6), the scheme of transformers' PerceiverTokenizer
 
 PRESETS = {
-    "default": {},  # PerceiverByteConfig() defaults: C=128, N=64, D=256, R=4, L=2, heads 1/8, widening 1/4
+    "default": {},  # PerceiverByteConfig() defaults: C=128, n-grams 2-6, N=32, D=128, R=1, L=2, heads 4/4, widening 1/4
     "paper": "paper_imagenet",  # PerceiverByteConfig.paper_imagenet(): N=512, D=1024, C=64, R=8, L=6
     "tiny": dict(
         d_model=16,
@@ -150,6 +150,9 @@ def dims(cfg) -> dict:
         U=unique_cross,
         mu=cfg.fourier_max_resolution,
         pos=cfg.position_encoding_type,
+        ngrams=list(getattr(cfg, "ngram_orders", [])),
+        buckets=getattr(cfg, "ngram_buckets", None),
+        ngram_width=getattr(cfg, "ngram_embedding_size", None) or cfg.d_model,
         labels=NUM_LABELS,
         cross_sharing=cfg.cross_attention_weight_sharing,
         self_sharing=cfg.self_attention_weight_sharing,
@@ -223,12 +226,19 @@ def system_mapping(system: str, cfg, attn: str | None = None) -> list[str]:
             else f"PROJECTED cross-attention (fused K/V projection of every byte, computed {d['U']}x per forward and "
             "reused by the repeats that share it)"
         )
+        parts = ["byte embeddings"]
+        if d["ngrams"]:
+            parts.append(f"hashed n-grams of orders {d['ngrams']} ({d['buckets']:,} x {d['ngram_width']} table)")
+        if d["pos"] == "fourier":
+            parts.append(f"Fourier positions ({d['C'] // 2} frequencies 1..mu/2, mu={d['mu']}) added")
+        elif d["pos"] == "learned":
+            parts.append("a learned position table")
+        byte_array = " + ".join(parts)
         lines = [
             f"PerceiverByteForSequenceClassification: C={d['C']}, N={d['N']}, D={d['D']}, R={d['R']}, L={d['L']}, "
             f"heads cross/self {d['hc']}/{d['hs']}, qk/v channels {d['K']}/{d['V']}, widening {d['wc']}/{d['ws']}, "
-            f"sharing cross={d['cross_sharing']} self={d['self_sharing']}, {form}, Fourier positions "
-            f"({d['C'] // 2} frequencies 1..mu/2, mu={d['mu']}) ADDED to the byte embeddings, mean-pool -> LayerNorm "
-            f"-> Linear head, attention: {attn} (transformers' default).",
+            f"sharing cross={d['cross_sharing']} self={d['self_sharing']}, {form}, byte array: {byte_array}, "
+            f"mean-pool -> LayerNorm -> Linear head, attention: {attn} (transformers' default).",
         ]
         if d["chunk"]:
             lines.append(
