@@ -79,8 +79,9 @@ class PerceiverByteConfig(PreTrainedConfig):
     ngram_buckets: int = 65536
     """Rows of the one hash table that all orders share (an n-gram's bucket mixes in its order). Its parameters,
     ngram_buckets * ngram_embedding_size, dominate the model's size on disk."""
-    ngram_embedding_size: int | None = 32
-    """Width of the n-gram hash table; None means d_model. Narrower tables are projected to d_model by a Linear."""
+    ngram_embedding_size: int | None = None
+    """Width of the n-gram hash table; None (the default) means d_model. Narrower tables are projected to d_model by a
+    Linear: smaller on disk, but at 32 wide they learned topics markedly worse (docs/accuracy.md)."""
     local_kernel_size: int = 0
     """Width k (odd) of the local mixing block over the byte array, x + W act(depthwise_conv_k(x)): each position's
     channels see their k neighbours (padding counts as zero). 0 (the default) turns the block off: over the default
@@ -141,8 +142,10 @@ class PerceiverByteConfig(PreTrainedConfig):
     """Dropout on the output of every attention and MLP, before the residual sum."""
     layer_norm_eps: float = 1e-5
     """Epsilon of every LayerNorm."""
-    initializer_range: float = 0.02
-    """Standard deviation of the normal initialisation of weights, embeddings and latents."""
+    initializer_range: float = 0.05
+    """Standard deviation of the normal initialisation of weights, embeddings and latents. 0.05 is about PyTorch's
+    own Linear scale at 128 channels; BERT's 0.02 left the attention near-uniform for longer, and learned topics
+    worse in 3 epochs (docs/accuracy.md)."""
 
     # --- special tokens (transformers' PerceiverTokenizer scheme) ---
     pad_token_id: int = 0
@@ -264,7 +267,7 @@ class PerceiverByteConfig(PreTrainedConfig):
             check(name, float, lambda v: 0.0 <= v < 1.0, "use a probability in [0, 1)")
         finite_positive = lambda v: math.isfinite(v) and v > 0  # noqa: E731
         check("layer_norm_eps", float, finite_positive, "use a small positive number such as 1e-5")
-        check("initializer_range", float, finite_positive, "use a positive standard deviation such as 0.02")
+        check("initializer_range", float, finite_positive, "use a positive standard deviation such as 0.05")
         check("num_labels", int, lambda v: v >= 1, "use an integer >= 1 (1: regression)")
         if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
             raise ValueError(
