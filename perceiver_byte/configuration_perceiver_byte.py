@@ -144,8 +144,7 @@ class PerceiverByteConfig(PreTrainedConfig):
     """Epsilon of every LayerNorm."""
     initializer_range: float = 0.05
     """Standard deviation of the normal initialisation of weights, embeddings and latents. 0.05 is about PyTorch's
-    own Linear scale at 128 channels; BERT's 0.02 left the attention near-uniform for longer, and learned topics
-    worse in 3 epochs (docs/accuracy.md)."""
+    own Linear scale at 128 channels; BERT's 0.02 learned topics markedly worse in 3 epochs (docs/accuracy.md)."""
 
     # --- special tokens (transformers' PerceiverTokenizer scheme) ---
     pad_token_id: int = 0

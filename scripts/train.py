@@ -10,7 +10,7 @@ by `HfArgumentParser` as in transformers' example scripts (`run_classification.p
 Commands (from the repository root):
 
     # Default: the embedded UDHR language-ID data (data/udhr, 452 languages) and a fresh model with
-    # PerceiverByteConfig()'s defaults (hashed byte n-gram embeddings of orders 2-6 under one cross-attention; 2.7M
+    # PerceiverByteConfig()'s defaults (hashed byte n-gram embeddings of orders 2-6 under one cross-attention; 9.0M
     # parameters). Figures and timings: README.md. On a busy machine, 2 OpenMP threads can be 10x slower than 1: add
     # --torch_num_threads 1 there.
     python scripts/train.py --output_dir outputs/udhr

@@ -129,3 +129,25 @@ def test_texts_are_english_documents(data):
         wordy += len(common.findall(t[:20000].lower())) >= 3
     assert wordy >= 0.99 * len(rows)
     assert statistics.median(len(t.encode()) for t in texts) > 2000  # long documents
+
+
+def test_topic_standins_are_letters_and_spaces_with_the_documented_counts(tmp_path, monkeypatch):
+    """scripts/build_topic_standins.py: the format of the held-back topic benchmarks, and the counts the docs give."""
+    import csv
+    import sys
+
+    from scripts import build_topic_standins as standins
+
+    monkeypatch.setattr(sys, "argv", ["build_topic_standins.py", "--out_dir", str(tmp_path)])
+    standins.main()
+    csv.field_size_limit(sys.maxsize)
+    read = lambda name: list(csv.DictReader(open(tmp_path / name, encoding="utf-8")))  # noqa: E731
+    sections_train, sections_test = read("sections_train.csv"), read("sections_test.csv")
+    packages_train, packages_test = read("packages_train.csv"), read("packages_test.csv")
+    assert (len(sections_train), len(sections_test)) == (3029, 755)
+    assert len({r["label"] for r in sections_train}) == 7
+    per_package = collections.Counter(r["label"] for r in packages_train)
+    assert len(per_package) == 71 and min(per_package.values()) == 4 and max(per_package.values()) == 625
+    assert {r["label"] for r in packages_test} <= set(per_package)
+    for row in sections_train + packages_test:
+        assert re.fullmatch(r"[a-z]+( [a-z]+)*", row["text"]), row["text"][:80]
