@@ -101,8 +101,9 @@ class PerceiverByteAttention(nn.Module):
     def absorbed_projections(self, norm: nn.LayerNorm):
         """The key/value projection and the LayerNorm affine (gamma, beta) before it, folded for attention over the
         normalised bytes x_j:  q . k_j = (W_k^T q * gamma) . x_j + q . (W_k beta + b_k), whose second term is the same
-        for every j and drops out of the softmax;  sum_j p_j v_j = W_v (gamma * sum_j p_j x_j) + (sum_j p_j)(W_v beta
-        + b_v), where sum_j p_j = 1 unless dropout thinned the probabilities."""
+        for every j and drops out of the softmax;  sum_j p_j v_j = W_v (gamma * sum_j p_j y_j) + (sum_j p_j)(W_v beta
+        + b_v), where y_j is x_j or the unnormalised value input (`cross_attention_normalize_values`), and sum_j p_j = 1
+        unless dropout thinned the probabilities."""
         w_k, w_v = self.kv_proj.weight.split([self.qk_channels, self.v_channels])  # (K, C), (V, C)
         b_v = self.kv_proj.bias[self.qk_channels :] + w_v @ norm.bias  # (V,)
         w_k = (w_k * norm.weight).unflatten(0, (self.num_heads, -1))  # (h, dk, C)
@@ -122,8 +123,8 @@ class PerceiverByteAttention(nn.Module):
                 **kwargs):  # fmt: skip
         # hidden_states (B, N, D) -> (B, N, D), attention weights (B, h, N, M) or None. Self-attention: no other input.
         # Cross-attention, projected: key (B, h, M, dk), value (B, h, M, dv) from `project_kv`. Absorbed: the byte
-        # array after LayerNorm without its affine, (B, M, C) or a callable yielding chunks of ((B, c, C), mask),
-        # and `norm`, the LayerNorm whose affine (gamma, beta) is folded in.
+        # array that keys and values are made of, (normalised (B, M, C), values (B, M, C)), or a callable yielding
+        # chunks of them, ((B, c, C), (B, c, C), mask); and `norm`, the LayerNorm whose affine (gamma, beta) is folded in.
         if normalized_bytes is not None:
             return self.forward_absorbed(hidden_states, normalized_bytes, attention_mask, norm, **kwargs)
         if self.is_cross_attention:
@@ -145,12 +146,12 @@ class PerceiverByteAttention(nn.Module):
         count = self.training and self.attention_dropout > 0
         as_values = (lambda x: F.pad(x, (0, 1), value=1.0)) if count else (lambda x: x)
         if callable(normalized_bytes):  # streamed: chunks of (key, value, mask), online softmax
-            chunks = ((x[:, None], as_values(x[:, None]), mask) for x, mask in normalized_bytes())
+            chunks = ((x[:, None], as_values(v[:, None]), mask) for x, v, mask in normalized_bytes())
             dropout = self.attention_dropout if self.training else 0.0
             output, weights = streamed_attention_forward(self, query, chunks, self.scaling, dropout), None
         else:
-            key = normalized_bytes[:, None]  # (B, 1, M, C)
-            output, weights = self.attend(query, key, as_values(key), attention_mask, **kwargs)
+            key, value = (x[:, None] for x in normalized_bytes)  # (B, 1, M, C) each
+            output, weights = self.attend(query, key, as_values(value), attention_mask, **kwargs)
         output = output.reshape(batch, self.num_heads, num_latents, -1)  # (B, h*N, 1, C) -> (B, h, N, C or C + 1)
         channels = w_v.shape[1]
         sums = output[..., channels:] if count else 1.0  # (B, h, N, 1): each query's probability mass
@@ -184,14 +185,26 @@ class PerceiverByteCrossAttentionLayer(GradientCheckpointingLayer):
         self.mlp = PerceiverByteMLP(config, config.cross_attention_widening_factor)
         self.dropout = nn.Dropout(config.hidden_dropout)
 
-    def project_kv(self, byte_array):
-        # byte_array (B, M, C) -> key (B, h, M, dk), value (B, h, M, dv)
-        return self.cross_attn.project_kv(self.inputs_norm(byte_array))
+    def project_kv(self, byte_array, values=None):
+        # byte_array (B, M, C) -> key (B, h, M, dk), value (B, h, M, dv). values (B, M, C): what the values are made
+        # of instead of the normalised byte array (the LayerNorm's affine still applies), or None
+        normalized = self.inputs_norm(byte_array)
+        if values is None:
+            return self.cross_attn.project_kv(normalized)
+        attention = self.cross_attn
+        key = F.linear(normalized, *(t[: attention.qk_channels] for t in (attention.kv_proj.weight, attention.kv_proj.bias)))
+        value = F.linear(values * self.inputs_norm.weight + self.inputs_norm.bias,
+                         *(t[attention.qk_channels :] for t in (attention.kv_proj.weight, attention.kv_proj.bias)))  # fmt: skip
+        return attention.split_heads(key), attention.split_heads(value)
 
-    def forward(self, hidden_states, key=None, value=None, attention_mask=None, normalized_bytes=None, **kwargs):
+    def forward(self, hidden_states, key=None, value=None, attention_mask=None, normalized_bytes=None, byte_values=None,
+                **kwargs):  # fmt: skip
         # hidden_states (B, N, D) -> (B, N, D). Projected form: key/value from `project_kv`. Absorbed form: the byte
-        # array after LayerNorm without affine, (B, M, C) or a callable yielding chunks of it (see the attention).
+        # array after LayerNorm without affine (B, M, C) and what the values are made of (B, M, C), each its own
+        # argument so that reentrant checkpointing sees both; or a callable yielding chunks (see the attention).
         norm = None if normalized_bytes is None else self.inputs_norm
+        if normalized_bytes is not None and not callable(normalized_bytes):
+            normalized_bytes = (normalized_bytes, normalized_bytes if byte_values is None else byte_values)
         attended, _ = self.cross_attn(
             self.latents_norm(hidden_states), key, value, attention_mask, normalized_bytes, norm, **kwargs
         )
@@ -579,20 +592,31 @@ class PerceiverByteModel(PerceiverBytePreTrainedModel):
         def normalize(array):  # LayerNorm without affine: each cross-attention folds in its own gamma and beta
             return F.layer_norm(array, array.shape[-1:], eps=self.config.layer_norm_eps)
 
+        def values_of(array, normalized):  # what the values are made of (`cross_attention_normalize_values`)
+            if self.config.cross_attention_normalize_values:
+                return normalized
+            return array * (1.0 / self.config.initializer_range)  # starts at unit scale, as a normalised array does
+
         chunk = self.config.cross_attention_chunk_size
         # output_attentions needs the (B, h, N, M) weights, which the streaming path never forms: use the whole path
         chunked = chunk is not None and length > chunk and not kwargs.get("output_attentions")
         absorbed = chunked or self.absorbs_projections()
+        byte_values = None  # what the values are made of, when not the normalised byte array (see `values_of`)
         if chunked:  # the byte array is never built whole: each cross-attention streams it chunk by chunk
 
             def normalized_bytes():
                 for start in range(0, length, chunk):
                     array, mask = byte_array(start, min(start + chunk, length))  # (B, c / s, C)
-                    yield normalize(array), mask
+                    normalized = normalize(array)
+                    yield normalized, values_of(array, normalized), mask
 
         else:
             whole, mask = byte_array()  # (B, M / s, C)
-            normalized_bytes = normalize(whole) if absorbed else None  # one for every cross-attention
+            if absorbed:  # one for every cross-attention
+                normalized_bytes = normalize(whole)
+                byte_values = values_of(whole, normalized_bytes)
+            elif not self.config.cross_attention_normalize_values:
+                byte_values = values_of(whole, None)
 
         latents = self.latents.expand(batch, -1, -1)  # (B, N, D)
         keys_values = {}  # projected form: unique cross-attention -> its keys and values, computed once
@@ -600,10 +624,11 @@ class PerceiverByteModel(PerceiverBytePreTrainedModel):
         for cross_index, block_index in zip(self.cross_schedule, self.self_schedule):
             cross_layer = self.cross_layers[cross_index]
             if absorbed:
-                latents = cross_layer(latents, None, None, None if chunked else mask, normalized_bytes, **kwargs)
+                latents = cross_layer(latents, None, None, None if chunked else mask, normalized_bytes, byte_values,
+                                      **kwargs)  # fmt: skip
             else:
                 if cross_index not in keys_values:
-                    keys_values[cross_index] = cross_layer.project_kv(whole)  # (B, h, M, dk), (B, h, M, dv)
+                    keys_values[cross_index] = cross_layer.project_kv(whole, byte_values)  # (B,h,M,dk), (B,h,M,dv)
                 latents = cross_layer(latents, *keys_values[cross_index], mask, **kwargs)
             for layer in self.self_layers[block_index * num_layers : (block_index + 1) * num_layers]:
                 latents = layer(latents, **kwargs)

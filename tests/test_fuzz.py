@@ -342,6 +342,7 @@ def model_configs(draw):
         self_attention_weight_sharing=draw(st.sampled_from(SHARING_CHOICES)),
         cross_attention_chunk_size=draw(st.one_of(st.none(), st.integers(1, 9))),
         cross_attention_absorb_projections=draw(st.sampled_from([None, True, False])),
+        cross_attention_normalize_values=draw(st.booleans()),
         layer_norm_eps=draw(st.sampled_from([1e-6, 1e-5, 1e-3])),
         initializer_range=draw(st.sampled_from([0.01, 0.02, 0.1, 0.3])),
         num_labels=draw(st.integers(1, 4)),
@@ -481,9 +482,10 @@ INT_FIELDS = (*POSITIVE_INT, *OPTIONAL_POSITIVE_INT, *TOKEN_IDS, "num_self_atten
               "local_kernel_size")  # fmt: skip
 FLOAT_FIELDS = (*PROBABILITIES, *POSITIVE_FLOATS)
 OPTIONAL_BOOL_FIELDS = ("cross_attention_absorb_projections",)
+BOOL_FIELDS = ("cross_attention_normalize_values",)
 RANGE_FIELDS = (*INT_FIELDS, *FLOAT_FIELDS, *CHOICES)  # fields with values of the right type that are out of range
 LIST_FIELDS = ("ngram_orders",)
-ALL_FIELDS = (*RANGE_FIELDS, *OPTIONAL_BOOL_FIELDS, *LIST_FIELDS)
+ALL_FIELDS = (*RANGE_FIELDS, *OPTIONAL_BOOL_FIELDS, *BOOL_FIELDS, *LIST_FIELDS)
 
 
 def test_the_config_fuzz_covers_every_field():
@@ -505,8 +507,9 @@ def wrong_types(field):
     if field in LIST_FIELDS:
         return st.one_of(st.integers(), st.none(), st.text(max_size=3), st.lists(st.integers(9, 20), min_size=1, max_size=2),
                          st.lists(st.integers(max_value=0), min_size=1, max_size=2), st.just([2, 2]))  # fmt: skip
-    if field in OPTIONAL_BOOL_FIELDS:  # 0 and 1 too: a bool is asked for, not something that compares equal to one
-        return st.one_of(st.integers(), st.floats(), st.text(max_size=5), st.binary(max_size=3), st.lists(st.booleans(), max_size=1))
+    if field in OPTIONAL_BOOL_FIELDS or field in BOOL_FIELDS:  # 0 and 1 too: a bool is asked for, not what equals one
+        bad = st.one_of(st.integers(), st.floats(), st.text(max_size=5), st.binary(max_size=3), st.lists(st.booleans(), max_size=1))
+        return bad if field in OPTIONAL_BOOL_FIELDS else st.one_of(bad, st.none())
     return st.one_of(st.integers(), st.floats(), st.none(), st.booleans(), st.binary(max_size=3),
                      st.lists(st.text(), max_size=1))  # fmt: skip
 
@@ -581,6 +584,7 @@ def valid_configs(draw):
         self_attention_weight_sharing=draw(st.sampled_from(SHARING_CHOICES)),
         cross_attention_chunk_size=draw(st.one_of(st.none(), st.integers(1, 10**7))),
         cross_attention_absorb_projections=draw(st.sampled_from([None, True, False])),
+        cross_attention_normalize_values=draw(st.booleans()),
         attention_dropout=draw(prob),
         hidden_dropout=draw(prob),
         layer_norm_eps=draw(positive),

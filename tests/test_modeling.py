@@ -71,6 +71,7 @@ BYTE_ARRAYS = {
     "orders_1_8_kernel_7": dict(ngram_orders=[1, 8], local_kernel_size=7, ngram_embedding_size=None),
     "pooled_kernel_3": dict(downsampling_factor=4, local_kernel_size=3),
     "bytes_only": dict(ngram_orders=[], local_kernel_size=0),
+    "normalized_values": dict(cross_attention_normalize_values=True),  # the paper's values
 }
 
 
@@ -186,7 +187,7 @@ def test_shared_cross_attention_projects_keys_values_once(monkeypatch):
     calls = []
     for i, layer in enumerate(model.cross_layers):
         original = layer.project_kv
-        monkeypatch.setattr(layer, "project_kv", lambda x, _o=original, _i=i: calls.append(_i) or _o(x))
+        monkeypatch.setattr(layer, "project_kv", lambda *a, _o=original, _i=i: calls.append(_i) or _o(*a))
     ids, mask = tiny_inputs()
     model(ids, attention_mask=mask)
     assert calls == [0, 1]  # 5 repeats, 2 unique cross-attentions: keys/values computed twice, not five times
@@ -413,10 +414,12 @@ def assert_same_logits_and_grads(reference, model, ids, mask, labels, seed=0):
 @pytest.mark.parametrize("implementation", ["sdpa", "eager"])
 @pytest.mark.parametrize("chunk", [None, 7])
 @pytest.mark.parametrize("sharing", SHARING)
-def test_absorbed_cross_attention_equals_projected(heads, implementation, chunk, sharing):
+@pytest.mark.parametrize("normalize_values", [False, True])
+def test_absorbed_cross_attention_equals_projected(heads, implementation, chunk, sharing, normalize_values):
     """The absorbed form (key/value projections folded into the latents' queries and outputs) computes the same logits
     and the same gradients for every parameter as the projected form, including a fully padded row."""
-    common = dict(num_blocks=3, num_cross_attention_heads=heads, cross_attention_weight_sharing=sharing)
+    common = dict(num_blocks=3, num_cross_attention_heads=heads, cross_attention_weight_sharing=sharing,
+                  cross_attention_normalize_values=normalize_values)  # fmt: skip
     projected = with_perturbed_norms(build(cross_attention_absorb_projections=False, **common)).train()
     absorbed = build(cross_attention_absorb_projections=True, cross_attention_chunk_size=chunk, **common).train()
     absorbed.load_state_dict(projected.state_dict())
