@@ -89,25 +89,33 @@ class PerceiverByteAttention(nn.Module):
         else:
             self.qkv_proj = nn.Linear(config.d_latents, 2 * self.qk_channels + self.v_channels)
         self.o_proj = nn.Linear(self.v_channels, config.d_latents)
+        # values from the unnormalised byte array (cross_attention_normalize_values=False) are scaled by this, folded
+        # into the value weights, so that they start at unit scale as normalised ones do
+        self.value_scale = 1.0 if config.cross_attention_normalize_values else 1.0 / config.initializer_range
 
     def split_heads(self, x):
         return x.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)  # (B, T, h*d) -> (B, h, T, d)
 
-    def project_kv(self, inputs):
-        # inputs (B, M, C) -> key (B, h, M, dk), value (B, h, M, dv)
-        key, value = self.kv_proj(inputs).split([self.qk_channels, self.v_channels], dim=-1)
+    def project_kv(self, inputs, values=None):
+        # inputs (B, M, C) -> key (B, h, M, dk), value (B, h, M, dv). values (B, M, C): what the values are made of,
+        # when not `inputs`
+        if values is None:
+            key, value = self.kv_proj(inputs).split([self.qk_channels, self.v_channels], dim=-1)
+        else:
+            (w_k, w_v), (b_k, b_v) = (t.split([self.qk_channels, self.v_channels]) for t in (self.kv_proj.weight, self.kv_proj.bias))
+            key, value = F.linear(inputs, w_k, b_k), F.linear(values, w_v, b_v)
         return self.split_heads(key), self.split_heads(value)
 
     def absorbed_projections(self, norm: nn.LayerNorm):
         """The key/value projection and the LayerNorm affine (gamma, beta) before it, folded for attention over the
         normalised bytes x_j:  q . k_j = (W_k^T q * gamma) . x_j + q . (W_k beta + b_k), whose second term is the same
-        for every j and drops out of the softmax;  sum_j p_j v_j = W_v (gamma * sum_j p_j y_j) + (sum_j p_j)(W_v beta
-        + b_v), where y_j is x_j or the unnormalised value input (`cross_attention_normalize_values`), and sum_j p_j = 1
-        unless dropout thinned the probabilities."""
+        for every j and drops out of the softmax;  sum_j p_j v_j = W_v (gamma * s * sum_j p_j y_j) + (sum_j p_j)(W_v
+        beta + b_v), where y_j is x_j, s = 1, or the unnormalised byte array, s = `value_scale`
+        (`cross_attention_normalize_values`), and sum_j p_j = 1 unless dropout thinned the probabilities."""
         w_k, w_v = self.kv_proj.weight.split([self.qk_channels, self.v_channels])  # (K, C), (V, C)
         b_v = self.kv_proj.bias[self.qk_channels :] + w_v @ norm.bias  # (V,)
         w_k = (w_k * norm.weight).unflatten(0, (self.num_heads, -1))  # (h, dk, C)
-        w_v = (w_v * norm.weight).unflatten(0, (self.num_heads, -1)).transpose(1, 2)  # (h, C, dv)
+        w_v = (w_v * (norm.weight * self.value_scale)).unflatten(0, (self.num_heads, -1)).transpose(1, 2)  # (h, C, dv)
         return w_k, w_v, b_v.unflatten(0, (self.num_heads, 1, -1))  # ..., (h, 1, dv)
 
     def attend(self, query, key, value, attention_mask, **kwargs):
@@ -124,7 +132,8 @@ class PerceiverByteAttention(nn.Module):
         # hidden_states (B, N, D) -> (B, N, D), attention weights (B, h, N, M) or None. Self-attention: no other input.
         # Cross-attention, projected: key (B, h, M, dk), value (B, h, M, dv) from `project_kv`. Absorbed: the byte
         # array that keys and values are made of, (normalised (B, M, C), values (B, M, C)), or a callable yielding
-        # chunks of them, ((B, c, C), (B, c, C), mask); and `norm`, the LayerNorm whose affine (gamma, beta) is folded in.
+        # chunks of them, ((B, c, C), (B, c, C) or None: the normalised, mask); and `norm`, the LayerNorm whose affine
+        # (gamma, beta) is folded in.
         if normalized_bytes is not None:
             return self.forward_absorbed(hidden_states, normalized_bytes, attention_mask, norm, **kwargs)
         if self.is_cross_attention:
@@ -146,7 +155,7 @@ class PerceiverByteAttention(nn.Module):
         count = self.training and self.attention_dropout > 0
         as_values = (lambda x: F.pad(x, (0, 1), value=1.0)) if count else (lambda x: x)
         if callable(normalized_bytes):  # streamed: chunks of (key, value, mask), online softmax
-            chunks = ((x[:, None], as_values(v[:, None]), mask) for x, v, mask in normalized_bytes())
+            chunks = ((x[:, None], as_values((x if v is None else v)[:, None]), mask) for x, v, mask in normalized_bytes())
             dropout = self.attention_dropout if self.training else 0.0
             output, weights = streamed_attention_forward(self, query, chunks, self.scaling, dropout), None
         else:
@@ -188,14 +197,9 @@ class PerceiverByteCrossAttentionLayer(GradientCheckpointingLayer):
     def project_kv(self, byte_array, values=None):
         # byte_array (B, M, C) -> key (B, h, M, dk), value (B, h, M, dv). values (B, M, C): what the values are made
         # of instead of the normalised byte array (the LayerNorm's affine still applies), or None
-        normalized = self.inputs_norm(byte_array)
-        if values is None:
-            return self.cross_attn.project_kv(normalized)
-        attention = self.cross_attn
-        key = F.linear(normalized, *(t[: attention.qk_channels] for t in (attention.kv_proj.weight, attention.kv_proj.bias)))
-        value = F.linear(values * self.inputs_norm.weight + self.inputs_norm.bias,
-                         *(t[attention.qk_channels :] for t in (attention.kv_proj.weight, attention.kv_proj.bias)))  # fmt: skip
-        return attention.split_heads(key), attention.split_heads(value)
+        norm = self.inputs_norm
+        affine = None if values is None else values * (norm.weight * self.cross_attn.value_scale) + norm.bias
+        return self.cross_attn.project_kv(norm(byte_array), affine)
 
     def forward(self, hidden_states, key=None, value=None, attention_mask=None, normalized_bytes=None, byte_values=None,
                 **kwargs):  # fmt: skip
@@ -592,31 +596,24 @@ class PerceiverByteModel(PerceiverBytePreTrainedModel):
         def normalize(array):  # LayerNorm without affine: each cross-attention folds in its own gamma and beta
             return F.layer_norm(array, array.shape[-1:], eps=self.config.layer_norm_eps)
 
-        def values_of(array, normalized):  # what the values are made of (`cross_attention_normalize_values`)
-            if self.config.cross_attention_normalize_values:
-                return normalized
-            return array * (1.0 / self.config.initializer_range)  # starts at unit scale, as a normalised array does
+        def values_of(array):  # what the values are made of when not the normalised array (None: they are)
+            return None if self.config.cross_attention_normalize_values else array
 
         chunk = self.config.cross_attention_chunk_size
         # output_attentions needs the (B, h, N, M) weights, which the streaming path never forms: use the whole path
         chunked = chunk is not None and length > chunk and not kwargs.get("output_attentions")
         absorbed = chunked or self.absorbs_projections()
-        byte_values = None  # what the values are made of, when not the normalised byte array (see `values_of`)
         if chunked:  # the byte array is never built whole: each cross-attention streams it chunk by chunk
 
             def normalized_bytes():
                 for start in range(0, length, chunk):
                     array, mask = byte_array(start, min(start + chunk, length))  # (B, c / s, C)
-                    normalized = normalize(array)
-                    yield normalized, values_of(array, normalized), mask
+                    yield normalize(array), values_of(array), mask
 
         else:
             whole, mask = byte_array()  # (B, M / s, C)
-            if absorbed:  # one for every cross-attention
-                normalized_bytes = normalize(whole)
-                byte_values = values_of(whole, normalized_bytes)
-            elif not self.config.cross_attention_normalize_values:
-                byte_values = values_of(whole, None)
+            normalized_bytes = normalize(whole) if absorbed else None  # one for every cross-attention
+        byte_values = None if chunked else values_of(whole)
 
         latents = self.latents.expand(batch, -1, -1)  # (B, N, D)
         keys_values = {}  # projected form: unique cross-attention -> its keys and values, computed once
