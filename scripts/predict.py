@@ -12,8 +12,12 @@ Commands (from the repository root):
     python scripts/predict.py --model outputs/udhr --text "Alle Menschen sind frei und gleich an Würde und Rechten geboren." \
         --text "Todos los seres humanos nacen libres e iguales en dignidad y derechos."
 
-    # Files, read as raw bytes (paths or quoted globs; ** is recursive), top 3 labels, JSON lines:
+    # Files, read as raw bytes (paths, quoted globs with ** for recursion, or folders), top 3 labels, JSON lines:
     python scripts/predict.py --model outputs/files --file "samples/**/*.bin" --top_k 3 --jsonl
+    python scripts/predict.py --model outputs/filetypes --file ~/Downloads --top_k 1
+
+Files are streamed a batch at a time, and only the bytes the model uses are read: with a max_length of L, at most the
+first and the last L bytes of each file.
 
     # Standard input: the whole stream is one input, or one input per line with --lines:
     cat article.txt | python scripts/predict.py --model outputs/udhr
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -54,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"Trained output dir of scripts/train.py, or a Hub model id (default: {DEFAULT_MODEL}).")
     parser.add_argument("--text", action="append", default=[], help="A text to classify (repeatable).")
     parser.add_argument("--file", action="append", default=[],
-                        help="A file path or glob; each file is one input, read as raw bytes (repeatable).")
+                        help="A file, a quoted glob or a folder (all files below it); each file is one input, "
+                             "read as raw bytes (repeatable).")
     parser.add_argument("--lines", action="store_true",
                         help="Standard input: one input per line (default: the whole stream is one input).")
     parser.add_argument("--top_k", type=int, default=5, help="How many labels to show per input (default: 5).")
@@ -70,33 +76,61 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def collect_inputs(args, stdin) -> list[tuple[str, bytes | str]]:
-    """-> [(source, text or bytes)] in command-line order: texts, then files, then stdin when neither is given."""
-    inputs: list[tuple[str, bytes | str]] = [(f"text:{i}", t) for i, t in enumerate(args.text)]
-    for pattern in args.file:
-        matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
-        files = [m for m in matches if Path(m).is_file()]
-        if not files:
-            what = "no file matches" if glob.has_magic(pattern) else "no such file"
-            raise UserError(f"--file {pattern}: {what}. Check the path or glob (quote globs so the shell does not expand them).")
-        for path in files:
-            inputs.append((f"file:{path}", Path(path).read_bytes()))
-    if not args.text and not args.file:
-        if stdin is None or stdin.isatty():
-            raise UserError("Nothing to classify: give --text, --file, or pipe data into standard input.")
-        data = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read()
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        if not data.strip():
-            raise UserError("Standard input was empty: nothing to classify.")
-        if args.lines:
-            lines = data.splitlines()
-            inputs += [(f"stdin:{i + 1}", line) for i, line in enumerate(lines) if line.strip()]
+def read_ends(path, size: int, end_bytes: int | None) -> bytes:
+    """A file's bytes, or only its first and last `end_bytes` when it is longer than both. Every truncation side keeps
+    the same bytes of the two at a max_length of at most `end_bytes`, so a multi-GB file is never read whole."""
+    with open(path, "rb") as f:
+        if end_bytes is None or size <= 2 * end_bytes:
+            return f.read()
+        head = f.read(end_bytes)
+        f.seek(-end_bytes, os.SEEK_END)
+        return head + f.read(end_bytes)
+
+
+def find_files(patterns: list[str]) -> list[str]:
+    """Files named by paths, quoted globs (** is recursive) or folders (every file below, hidden ones skipped)."""
+    found = []
+    for pattern in patterns:
+        if Path(pattern).is_dir():
+            files = sorted(str(p) for p in Path(pattern).rglob("*")
+                           if p.is_file() and not any(part.startswith(".") for part in p.relative_to(pattern).parts))
+            if not files:
+                raise UserError(f"--file {pattern}: the folder holds no files.")
         else:
-            inputs.append(("stdin", data))
-        if not inputs:
-            raise UserError("Standard input was empty: nothing to classify.")
-    return inputs
+            matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
+            files = [m for m in matches if Path(m).is_file()]
+            if not files:
+                what = "no file matches" if glob.has_magic(pattern) else "no such file or folder"
+                raise UserError(f"--file {pattern}: {what}. Check the path or glob (quote globs so the shell does not "
+                                "expand them).")  # fmt: skip
+        found += files
+    return found
+
+
+def collect_inputs(args, files: list[str], stdin, end_bytes: int | None = None):
+    """-> (number of inputs, iterator of (source, text or bytes, size in bytes)) in command-line order: texts, then
+    files (read one batch at a time, only their ends), then stdin when neither is given."""
+    texts = [(f"text:{i}", t, len(t.encode("utf-8"))) for i, t in enumerate(args.text)]
+    if args.text or args.file:
+        def stream():
+            yield from texts
+            for path in files:
+                size = os.path.getsize(path)
+                yield f"file:{path}", read_ends(path, size, end_bytes), size
+
+        return len(texts) + len(files), stream()
+    if stdin is None or stdin.isatty():
+        raise UserError("Nothing to classify: give --text, --file, or pipe data into standard input.")
+    data = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read()
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if not data.strip():
+        raise UserError("Standard input was empty: nothing to classify.")
+    if args.lines:
+        inputs = [(f"stdin:{i + 1}", line, len(line)) for i, line in enumerate(data.splitlines()) if line.strip()]
+    else:
+        inputs = [("stdin", data, len(data))]
+    return len(inputs), iter(inputs)
 
 
 def load(model_id: str, trust_remote_code: bool, device: str | None):
@@ -117,40 +151,42 @@ def load(model_id: str, trust_remote_code: bool, device: str | None):
     return tokenizer, model.to(device).eval(), device
 
 
-def predict(inputs, tokenizer, model, device, top_k=5, batch_size=32, max_length=None, progress=True):
-    """-> one dict per input: source, labels [(label, score)] best first, num_bytes, truncated."""
+def predict(inputs, tokenizer, model, device, top_k=5, batch_size=32, max_length=None, progress=True, total=None):
+    """Yield one dict per input of `inputs` ((source, text or bytes, size) tuples), a batch at a time: source, labels
+    [{label, score}] best first, num_bytes, truncated."""
+    import itertools
+
     import torch
     from tqdm.auto import tqdm
 
-    max_length = max_length or tokenizer.model_max_length
-    if max_length is None or max_length > 1e9:
-        max_length = None
+    max_length = input_limit(tokenizer, max_length)
     multi = model.config.problem_type == "multi_label_classification"
     id2label = model.config.id2label
     k = max(1, min(top_k, model.config.num_labels))
-    results = []
-    bar = tqdm(total=len(inputs), desc="Classifying", unit="input", disable=not progress, file=sys.stderr)
-    for start in range(0, len(inputs), batch_size):
-        chunk = inputs[start : start + batch_size]
-        payload = [data for _, data in chunk]
-        batch = tokenizer(payload, truncation=max_length is not None, max_length=max_length, padding=True,
-                          return_tensors="pt")  # fmt: skip
-        with torch.inference_mode():
-            logits = model(**{k2: v.to(device) for k2, v in batch.items()}).logits.float()
-        scores = logits.sigmoid() if multi else logits.softmax(-1)
-        top = scores.topk(k, dim=-1)
-        for row, (source, data) in enumerate(chunk):
-            num_bytes = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
-            results.append({
-                "source": source,
-                "labels": [{"label": id2label[int(i)], "score": round(float(s), 6)}
-                           for s, i in zip(top.values[row].tolist(), top.indices[row].tolist())],
-                "num_bytes": num_bytes,
-                "truncated": max_length is not None and num_bytes + 2 > max_length,
-            })  # fmt: skip
-        bar.update(len(chunk))
-    bar.close()
-    return results
+    inputs = iter(inputs)
+    with tqdm(total=total, desc="Classifying", unit="input", disable=not progress, file=sys.stderr) as bar:
+        while chunk := list(itertools.islice(inputs, batch_size)):
+            batch = tokenizer([data for _, data, _ in chunk], truncation=max_length is not None, max_length=max_length,
+                              padding=True, return_tensors="pt")  # fmt: skip
+            with torch.inference_mode():
+                logits = model(**{k2: v.to(device) for k2, v in batch.items()}).logits.float()
+            scores = logits.sigmoid() if multi else logits.softmax(-1)
+            top = scores.topk(k, dim=-1)
+            for row, (source, _, num_bytes) in enumerate(chunk):
+                yield {
+                    "source": source,
+                    "labels": [{"label": id2label[int(i)], "score": round(float(s), 6)}
+                               for s, i in zip(top.values[row].tolist(), top.indices[row].tolist())],
+                    "num_bytes": num_bytes,
+                    "truncated": max_length is not None and num_bytes + 2 > max_length,
+                }  # fmt: skip
+            bar.update(len(chunk))
+
+
+def input_limit(tokenizer, max_length=None) -> int | None:
+    """The bytes per input the model sees: --max_length, else the tokenizer's (training's); None for no limit."""
+    max_length = max_length or tokenizer.model_max_length
+    return None if max_length is None or max_length > 1e9 else max_length
 
 
 def main(argv=None, stdin=None, stdout=None) -> list[dict]:
@@ -159,13 +195,15 @@ def main(argv=None, stdin=None, stdout=None) -> list[dict]:
     stdout = sys.stdout if stdout is None else stdout
     if args.top_k < 1 or args.batch_size < 1:
         raise UserError("--top_k and --batch_size must be at least 1.")
-    inputs = collect_inputs(args, stdin)
+    files = find_files(args.file)  # a bad path fails before the model loads
     tokenizer, model, device = load(args.model, args.trust_remote_code, args.device)
     if args.truncation_side:
         tokenizer.truncation_side = {"head": "right", "tail": "left", "head+tail": "head+tail"}[args.truncation_side]
-    results = predict(inputs, tokenizer, model, device, args.top_k, args.batch_size, args.max_length,
-                      progress=not args.no_progress)  # fmt: skip
-    for result in results:
+    total, inputs = collect_inputs(args, files, stdin, end_bytes=input_limit(tokenizer, args.max_length))
+    results = []
+    for result in predict(inputs, tokenizer, model, device, args.top_k, args.batch_size, args.max_length,
+                          progress=not args.no_progress, total=total):  # fmt: skip
+        results.append(result)
         if args.jsonl:
             stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
         else:

@@ -26,8 +26,8 @@ Commands (from the repository root):
 
     # Binary files: one sub-folder per label, every file read as raw bytes (optionally train/ validation/ test/
     # folders, each with one sub-folder per label). A validation split is carved from train when there is none.
-    python scripts/train.py --output_dir outputs/files --data_dir path/to/files --max_length 1024 \
-        --truncation_side head+tail
+    # For files the defaults are --max_length 1024 --truncation_side head+tail (texts: 256, head).
+    python scripts/train.py --output_dir outputs/files --data_dir path/to/files
 
     # A Hub dataset (needs network): name, config and split names.
     python scripts/train.py --output_dir outputs/imdb --dataset_name stanfordnlp/imdb --test_split_name test
@@ -201,6 +201,11 @@ class ModelArguments:
     token: str | None = field(default=None, metadata={"help": "Hub token for private models/datasets."})
 
 
+# What an example keeps when --max_length / --truncation_side are not given: texts vs the files of --data_dir.
+DEFAULTS_FOR_TEXT = {"max_length": 256, "truncation_side": "head"}
+DEFAULTS_FOR_FILES = {"max_length": 1024, "truncation_side": "head+tail"}
+
+
 @dataclass
 class DataArguments:
     """What to train and evaluate on. With none of --dataset_name / --train_file / --data_dir: the embedded UDHR data."""
@@ -234,13 +239,19 @@ class DataArguments:
                           "each value is split on --label_separator."},
     )  # fmt: skip
     label_separator: str = field(default=",", metadata={"help": "Separator of labels in a string column (--multi_label)."})
-    max_length: int = field(
-        default=256, metadata={"help": "Maximum bytes per example, including the [CLS] and [SEP] tokens."}
-    )
-    truncation_side: str = field(
-        default="head",
+    max_length: int | None = field(
+        default=None,
+        metadata={"help": f"Maximum bytes per example, including the [CLS] and [SEP] tokens. Default: "
+                          f"{DEFAULTS_FOR_TEXT['max_length']} for texts, {DEFAULTS_FOR_FILES['max_length']} for the "
+                          "files of --data_dir."},
+    )  # fmt: skip
+    truncation_side: str | None = field(
+        default=None,
         metadata={"help": "What a longer example keeps: 'head' (its start), 'tail' (its end) or 'head+tail' "
-                          "(half of the budget from each end).", "choices": ["head", "tail", "head+tail"]},
+                          f"(half of the budget from each end). Default: {DEFAULTS_FOR_TEXT['truncation_side']} for "
+                          f"texts, {DEFAULTS_FOR_FILES['truncation_side']} for the files of --data_dir, whose type "
+                          "shows at both ends (a header, a trailer, the last lines of code).",
+                  "choices": ["head", "tail", "head+tail"]},
     )  # fmt: skip
     pad_to_multiple_of: int | None = field(
         default=None, metadata={"help": "Pad each batch to a multiple of this length (e.g. 8 for tensor cores)."}
@@ -463,10 +474,19 @@ def _is_hidden(path: Path | str) -> bool:
     return name.startswith(".") or name.startswith("__")
 
 
-def _data_dir_generator(entries):
-    for path, label, _size, _mtime in entries:
-        with open(path, "rb") as f:
-            yield {"text": f.read(), "label": label, "path": path}
+def sibling_script(name: str):
+    """Another script in scripts/ as a module (scripts/ is not a package), loaded once."""
+    module_name = f"perceiver_byte_{name}_script"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, Path(__file__).with_name(f"{name}.py"))
+        sys.modules[module_name] = module = importlib.util.module_from_spec(spec)  # dataclasses look it up there
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
+
+
+def _data_dir_generator(entries, end_bytes):
+    for path, label, size, _mtime in entries:
+        yield {"text": sibling_script("predict").read_ends(path, size, end_bytes), "label": label, "path": path}
 
 
 def load_label_folders(root: Path, what: str) -> datasets.Dataset:
@@ -488,7 +508,7 @@ def load_label_folders(root: Path, what: str) -> datasets.Dataset:
     return entries, labels, classes
 
 
-def load_data_dir(data_dir: str) -> tuple[dict[str, datasets.Dataset], dict[str, SplitSource]]:
+def load_data_dir(data_dir: str, end_bytes: int | None = None) -> tuple[dict, dict[str, SplitSource]]:
     root = Path(data_dir)
     if not root.is_dir():
         raise UserError(f"--data_dir {data_dir}: no such folder. It must hold one sub-folder per label.")
@@ -518,7 +538,7 @@ def load_data_dir(data_dir: str) -> tuple[dict[str, datasets.Dataset], dict[str,
         if not entries:
             raise UserError(f"{what} has no files in its label folders: add at least one file per label.")
         raw[split] = datasets.Dataset.from_generator(
-            _data_dir_generator, features=features, gen_kwargs={"entries": entries}
+            _data_dir_generator, features=features, gen_kwargs={"entries": entries, "end_bytes": end_bytes}
         )
         sources[split] = SplitSource(f"{split} folder {folder}", kind="data_dir", path=str(folder))
     return raw, sources
@@ -533,7 +553,7 @@ def load_raw_datasets(data_args: DataArguments, model_args: ModelArguments):
         raise UserError("--validation_file/--test_file need a --train_file too.")
 
     if data_args.data_dir:
-        raw, sources = load_data_dir(data_args.data_dir)
+        raw, sources = load_data_dir(data_args.data_dir, end_bytes=data_args.max_length)
         name = Path(data_args.data_dir).resolve().name
         return raw, sources, name, f"binary files in {data_args.data_dir}"
 
@@ -1165,6 +1185,9 @@ def setup_logging(training_args: TrainingArguments) -> None:
 def main(argv: list[str] | None = None) -> dict[str, float]:
     model_args, data_args, run_args, training_args = parse_args(argv)
     setup_logging(training_args)
+    for name, value in (DEFAULTS_FOR_FILES if data_args.data_dir else DEFAULTS_FOR_TEXT).items():
+        if getattr(data_args, name) is None:
+            setattr(data_args, name, value)
     if data_args.max_length < 3:
         raise UserError(f"--max_length {data_args.max_length}: use at least 3 ([CLS], one byte, [SEP]).")
     if not 0 < data_args.validation_split_percentage < 100:
@@ -1404,11 +1427,7 @@ def without_tokens(argv) -> list[str]:
 def publish_output(training_args: TrainingArguments) -> None:
     """Push the finished output_dir as one commit with scripts/push_to_hub.py (model, tokenizer, code, card; no
     checkpoints, logs or training_args.bin). A failure keeps the local output and says how to publish it later."""
-    script = Path(__file__).with_name("push_to_hub.py")
-    spec = importlib.util.spec_from_file_location("perceiver_byte_push_to_hub", script)
-    publisher = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = publisher  # its dataclasses look their module up there
-    spec.loader.exec_module(publisher)
+    publisher = sibling_script("push_to_hub")
     repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
     if training_args.hub_token:
         os.environ["HF_TOKEN"] = training_args.hub_token  # push_to_hub.py reads the token from the environment only

@@ -240,11 +240,14 @@ def binary_dir(tmp_path):
 
 def test_data_dir_of_binary_files(binary_dir, tmp_path):
     out = tmp_path / "out"
-    run_main(tiny_args(out, "--data_dir", binary_dir, "--truncation_side", "head+tail"))
+    args = tiny_args(out, "--data_dir", binary_dir)
+    del args[args.index("--max_length") : args.index("--max_length") + 2]  # the defaults for files
+    run_main(args)
     metrics, card = check_outputs(out, ["png", "text", "zip"], test=False)
     assert metrics["train_samples"] + metrics["eval_samples"] == 30
     tokenizer_config = json.loads((out / "tokenizer_config.json").read_text())
-    assert tokenizer_config["truncation_side"] == "head+tail"
+    assert (tokenizer_config["model_max_length"], tokenizer_config["truncation_side"]) == (
+        train_script.DEFAULTS_FOR_FILES["max_length"], "head+tail")
 
 
 def test_early_stopping_and_bf16_and_gradient_checkpointing(csv_files, tmp_path):
