@@ -610,10 +610,11 @@ class PerceiverByteModel(PerceiverBytePreTrainedModel):
                     array, mask = byte_array(start, min(start + chunk, length))  # (B, c / s, C)
                     yield normalize(array), values_of(array), mask
 
+            byte_values = None  # in the chunks
         else:
             whole, mask = byte_array()  # (B, M / s, C)
             normalized_bytes = normalize(whole) if absorbed else None  # one for every cross-attention
-        byte_values = None if chunked else values_of(whole)
+            byte_values = values_of(whole)
 
         latents = self.latents.expand(batch, -1, -1)  # (B, N, D)
         keys_values = {}  # projected form: unique cross-attention -> its keys and values, computed once

@@ -70,11 +70,10 @@ RULES = [
     ("javascript", r"\.js$"), ("typescript", r"\.ts$"), ("css", r"\.css$"), ("lua", r"\.lua$"),
     ("java", r"\.java$"), ("tcl", r"\.tcl$"), ("latex", r"\.tex$"), ("csv", r"\.csv$"),
     ("makefile", r"(?:^|/)(?:GNUmakefile|[Mm]akefile)$|\.mk$"),
-    ("deb", r"$^"),  # the package file itself
 ]  # fmt: skip
 COMPILED = [(label, re.compile(rx)) for label, rx in RULES]
 UNLABELLED = {"sources", "cmake"}  # matched only to keep them out of the label after them
-LABELS = [label for label, _ in RULES if label not in UNLABELLED]
+LABELS = [label for label, _ in RULES if label not in UNLABELLED] + ["deb"]  # deb: the package file itself
 
 SIGNATURES = {  # the format's own magic number: (offset, bytes)
     "elf": [(0, b"\x7fELF")], "jar": [(0, b"PK\x03\x04")], "zip": [(0, b"PK\x03\x04"), (0, b"PK\x05\x06")],
@@ -151,8 +150,8 @@ def download(packages: list[tuple[str, str, str]], cache: Path) -> dict[str, Pat
     return {n: deb_of(n, v) for n, v, _ in packages}
 
 
-def package_files(deb: Path) -> tuple[bool, dict[str, list[tuple[str, bytes]]]]:
-    """-> (is an arch package, {label: [(path in package, bytes)]}) for the labelled regular files of one .deb."""
+def package_files(deb: Path) -> dict[str, list[tuple[str, bytes]]]:
+    """-> {label: [(path in package, bytes)]} for the labelled regular files of one .deb."""
     arch = subprocess.run(["dpkg-deb", "-f", deb, "Architecture"], check=True, capture_output=True, text=True)
     arch_package = arch.stdout.strip() != "all"
     stream = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", deb], stdout=subprocess.PIPE)
@@ -174,7 +173,7 @@ def package_files(deb: Path) -> tuple[bool, dict[str, list[tuple[str, bytes]]]]:
             found[label].append((path, data))
     if stream.wait() != 0:
         raise RuntimeError(f"dpkg-deb --fsys-tarfile {deb} failed")
-    return arch_package, found
+    return found
 
 
 def stored_path(split: str, label: str, package: str, path: str) -> str:
@@ -184,9 +183,9 @@ def stored_path(split: str, label: str, package: str, path: str) -> str:
 
 def build(packages, debs: dict[str, Path], out_dir: Path, per_split=PER_SPLIT, min_split=MIN_SPLIT, min_packages=3):
     """Write the files; -> (manifest rows, {label: label errors}, labels dropped as too thin)."""
-    rows, errors, seen = [], collections.Counter(), {}
+    rows, errors, seen = [], collections.Counter(), set()
     for name, version, split in sorted(packages, key=lambda p: (p[2] != "train", p[0])):  # train claims duplicates
-        _, found = package_files(debs[name])
+        found = package_files(debs[name])
         deb_bytes = debs[name].read_bytes()
         found["deb"] = [(debs[name].name, deb_bytes)] if len(deb_bytes) <= MAX_SIZE else []
         for label, files in found.items():
@@ -202,7 +201,7 @@ def build(packages, debs: dict[str, Path], out_dir: Path, per_split=PER_SPLIT, m
                     break
                 if digest in seen:
                     continue
-                seen[digest] = split
+                seen.add(digest)
                 kept += 1
                 stored = out_dir / stored_path(split, label, name, path)
                 stored.parent.mkdir(parents=True, exist_ok=True)
@@ -217,6 +216,7 @@ def build(packages, debs: dict[str, Path], out_dir: Path, per_split=PER_SPLIT, m
         group.sort(key=lambda r: r["sha256"])
         rows += group[: per_split[split]]
         dropped += group[per_split[split] :]
+
     def too_thin(label, split):
         group = groups[split, label]
         return len(group) < min_split[split] or len({r["package"] for r in group}) < min_packages
@@ -283,9 +283,7 @@ def choose(target: int, min_packages: int, test_share: float, max_bytes: int) ->
                     hits[label][name] += 1
         proc.wait()
     chosen: set[str] = set()
-    for label in LABELS:
-        if label == "deb":  # every package gives its own .deb
-            continue
+    for label in LABELS:  # (deb: no path has it, every package gives its own .deb)
         usable = {n: min(c, PER_PACKAGE) for n, c in hits[label].items() if n in sizes and sizes[n] <= max_bytes}
         order = sorted(usable, key=lambda n: (n not in chosen, sizes[n] / usable[n], n))
         have, files = 0, 0
@@ -296,6 +294,7 @@ def choose(target: int, min_packages: int, test_share: float, max_bytes: int) ->
             have, files = have + 1, files + usable[name]
     policy = subprocess.run(["apt-cache", "policy", *sorted(chosen)], check=True, capture_output=True, text=True)
     versions = dict(re.findall(r"^(\S+):\n\s+Installed: .*\n\s+Candidate: (\S+)", policy.stdout, flags=re.M))
+
     def unit(name):  # a package's place in [0, 1): its split
         return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) / 2**32
 
@@ -319,13 +318,13 @@ def main(argv=None):
         (DATA / "packages.tsv").write_text(header + "".join(f"{n}\t{v}\t{s}\n" for n, v, s in rows))
         print(f"{len(rows)} packages -> {DATA / 'packages.tsv'}")
         return
+    if args.out_dir.exists() and any(args.out_dir.iterdir()):
+        sys.exit(f"--out_dir {args.out_dir} is not empty: remove it or name another folder.")
     packages = read_packages()
     with tempfile.TemporaryDirectory() as tmp:
         cache = args.cache or Path(tmp)
         cache.mkdir(parents=True, exist_ok=True)
         debs = download(packages, cache)
-        if args.out_dir.exists() and any(args.out_dir.iterdir()):
-            sys.exit(f"--out_dir {args.out_dir} is not empty: remove it or name another folder.")
         args.out_dir.mkdir(parents=True, exist_ok=True)
         rows, errors, thin = build(packages, debs, args.out_dir)
     args.manifest.parent.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import json
 import os
 import re
@@ -56,17 +57,21 @@ def test_files(data_dir: Path, split: str) -> list[tuple[str, str]]:
 def run_ours(model_dir: str, paths: list[str], batch_size: int) -> list[str]:
     predict = _predict_script()
     tokenizer, model, device = predict.load(model_dir, False, None)
-    end_bytes = predict.input_limit(tokenizer)
-    inputs = ((p, predict.read_ends(p, os.path.getsize(p), end_bytes), os.path.getsize(p)) for p in paths)
+    inputs = predict.read_files(paths, predict.input_limit(tokenizer))
     results = predict.predict(inputs, tokenizer, model, device, top_k=1, batch_size=batch_size, total=len(paths))
     return [r["labels"][0]["label"] for r in results]
 
 
-def run_magika(paths: list[str]) -> tuple[list[str], list[str]]:
-    """-> (Magika's answer, its model's raw label before the confidence fallback to txt/unknown), mapped to ours."""
+@functools.cache
+def _magika():
     from magika import Magika
 
-    results = Magika().identify_paths([Path(p) for p in paths])
+    return Magika()
+
+
+def run_magika(paths: list[str]) -> tuple[list[str], list[str]]:
+    """-> (Magika's answer, its model's raw label before the confidence fallback to txt/unknown), mapped to ours."""
+    results = _magika().identify_paths([Path(p) for p in paths])
     output = [MAGIKA.get(str(r.output.label), str(r.output.label)) for r in results]
     raw = [MAGIKA.get(str(r.dl.label), str(r.dl.label)) for r in results]
     return output, raw
@@ -81,9 +86,7 @@ def run_libmagic(paths: list[str]) -> list[str]:
 
 def vocabularies(ours: set[str]) -> dict[str, set[str]]:
     """The types each tool can name at all, in our labels."""
-    from magika import Magika
-
-    magika = {MAGIKA.get(str(c), str(c)) for c in Magika().get_output_content_types()}
+    magika = {MAGIKA.get(str(c), str(c)) for c in _magika().get_output_content_types()}
     mimes = set(re.findall(rb"[a-z]+/[A-Za-z0-9.+-]+", LIBMAGIC_DB.read_bytes()))
     libmagic = {label for mime, label in LIBMAGIC.items() if mime.encode() in mimes}
     return {"ours": ours, "magika": magika & ours, "libmagic": libmagic & ours}
@@ -103,13 +106,15 @@ def disk_size(path: Path) -> int:
 
 
 def _predict_script():
+    """scripts/predict.py as a module, loaded once (scripts/ is not a package)."""
     import importlib.util
 
-    script = Path(__file__).with_name("predict.py")
-    spec = importlib.util.spec_from_file_location("perceiver_byte_predict_script", script)
-    module = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
-    spec.loader.exec_module(module)
-    return module
+    name = "perceiver_byte_predict_script"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("predict.py"))
+        sys.modules[name] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def report(args, truth, answers, seconds, sizes, vocab) -> tuple[str, dict]:

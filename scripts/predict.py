@@ -16,15 +16,15 @@ Commands (from the repository root):
     python scripts/predict.py --model outputs/files --file "samples/**/*.bin" --top_k 3 --jsonl
     python scripts/predict.py --model outputs/filetypes --file ~/Downloads --top_k 1
 
-Files are streamed a batch at a time, and only the bytes the model uses are read: with a max_length of L, at most the
-first and the last L bytes of each file.
-
     # Standard input: the whole stream is one input, or one input per line with --lines:
     cat article.txt | python scripts/predict.py --model outputs/udhr
     python scripts/predict.py --model outputs/udhr --lines < sentences.txt
 
     # A Hub model (code is loaded with the weights; needs network):
     python scripts/predict.py --model me/perceiver-byte-udhr --trust_remote_code --text "Hyvää huomenta"
+
+Files are streamed a batch at a time, and only the bytes the model uses are read: with a max_length of L, at most the
+first and the last L bytes of each file.
 
 JSON lines: {"source": "text:0" | "file:PATH" | "stdin" | "stdin:LINE", "labels": [{"label": ..., "score": ...}, ...],
 "num_bytes": N, "truncated": bool}.
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import itertools
 import json
 import os
 import sys
@@ -107,18 +108,19 @@ def find_files(patterns: list[str]) -> list[str]:
     return found
 
 
+def read_files(paths: list[str], end_bytes: int | None):
+    """Yield (source, bytes, size) for each file, read only when asked for and only its ends (`read_ends`)."""
+    for path in paths:
+        size = os.path.getsize(path)
+        yield f"file:{path}", read_ends(path, size, end_bytes), size
+
+
 def collect_inputs(args, files: list[str], stdin, end_bytes: int | None = None):
     """-> (number of inputs, iterator of (source, text or bytes, size in bytes)) in command-line order: texts, then
     files (read one batch at a time, only their ends), then stdin when neither is given."""
     texts = [(f"text:{i}", t, len(t.encode("utf-8"))) for i, t in enumerate(args.text)]
     if args.text or args.file:
-        def stream():
-            yield from texts
-            for path in files:
-                size = os.path.getsize(path)
-                yield f"file:{path}", read_ends(path, size, end_bytes), size
-
-        return len(texts) + len(files), stream()
+        return len(texts) + len(files), itertools.chain(texts, read_files(files, end_bytes))
     if stdin is None or stdin.isatty():
         raise UserError("Nothing to classify: give --text, --file, or pipe data into standard input.")
     data = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read()
@@ -154,8 +156,6 @@ def load(model_id: str, trust_remote_code: bool, device: str | None):
 def predict(inputs, tokenizer, model, device, top_k=5, batch_size=32, max_length=None, progress=True, total=None):
     """Yield one dict per input of `inputs` ((source, text or bytes, size) tuples), a batch at a time: source, labels
     [{label, score}] best first, num_bytes, truncated."""
-    import itertools
-
     import torch
     from tqdm.auto import tqdm
 

@@ -485,8 +485,9 @@ def sibling_script(name: str):
 
 
 def _data_dir_generator(entries, end_bytes):
+    read_ends = sibling_script("predict").read_ends
     for path, label, size, _mtime in entries:
-        yield {"text": sibling_script("predict").read_ends(path, size, end_bytes), "label": label, "path": path}
+        yield {"text": read_ends(path, size, end_bytes), "label": label, "path": path}
 
 
 def load_label_folders(root: Path, what: str) -> datasets.Dataset:
