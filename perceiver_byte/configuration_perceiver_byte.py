@@ -51,6 +51,12 @@ def check_config_file(config_dict: dict, where: str) -> None:
         )
 
 
+def repeat_schedule(sharing: str, num_blocks: int) -> list[int]:
+    """Which unique module each of the R repeats runs: "none" -> 0, 1, ..., R-1; "all_but_first" -> 0, 1, 1, ...;
+    "all" -> 0, 0, ...  Weights are shared by calling one module several times, never by listing it twice."""
+    return [{"none": r, "all_but_first": min(r, 1), "all": 0}[sharing] for r in range(num_blocks)]
+
+
 class PerceiverByteConfig(PreTrainedConfig):
     r"""
     Configuration of [`PerceiverByteModel`] and [`PerceiverByteForSequenceClassification`].
@@ -205,6 +211,26 @@ class PerceiverByteConfig(PreTrainedConfig):
     def num_hidden_layers(self) -> int:
         """Layers the latents pass through: R cross-attentions and R * L self-attentions."""
         return self.num_blocks * (1 + self.num_self_attends_per_block)
+
+    @property
+    def attention_qk_channels(self) -> int:
+        """Channels of queries and keys as the attentions use them: qk_channels, or d_latents when None."""
+        return self.qk_channels or self.d_latents
+
+    @property
+    def attention_v_channels(self) -> int:
+        """Channels of values as the attentions use them: v_channels, or the query/key channels when None."""
+        return self.v_channels or self.attention_qk_channels
+
+    @property
+    def cross_attention_schedule(self) -> list[int]:
+        """For each of the R repeats, the index of the unique cross-attention module it runs."""
+        return repeat_schedule(self.cross_attention_weight_sharing, self.num_blocks)
+
+    @property
+    def self_attention_schedule(self) -> list[int]:
+        """For each of the R repeats, the index of the unique latent Transformer it runs."""
+        return repeat_schedule(self.self_attention_weight_sharing, self.num_blocks)
 
     @classmethod
     def paper_imagenet(cls, **kwargs) -> "PerceiverByteConfig":

@@ -392,12 +392,6 @@ def left_align(attention_mask, *tensors):
     return out
 
 
-def repeat_schedule(sharing: str, num_blocks: int) -> list[int]:
-    """Which unique module each of the R repeats runs: "none" -> 0, 1, ..., R-1; "all_but_first" -> 0, 1, 1, ...;
-    "all" -> 0, 0, ...  Weights are shared by calling one module several times, never by listing it twice."""
-    return [{"none": r, "all_but_first": min(r, 1), "all": 0}[sharing] for r in range(num_blocks)]
-
-
 class PerceiverBytePreTrainedModel(PreTrainedModel):
     config: PerceiverByteConfig
     config_class = PerceiverByteConfig
@@ -486,8 +480,8 @@ class PerceiverByteModel(PerceiverBytePreTrainedModel):
         super().__init__(config)
         self.embeddings = PerceiverByteEmbeddings(config)
         self.latents = nn.Parameter(torch.empty(config.num_latents, config.d_latents))  # (N, D)
-        self.cross_schedule = repeat_schedule(config.cross_attention_weight_sharing, config.num_blocks)
-        self.self_schedule = repeat_schedule(config.self_attention_weight_sharing, config.num_blocks)
+        self.cross_schedule = config.cross_attention_schedule
+        self.self_schedule = config.self_attention_schedule
         num_layers = config.num_self_attends_per_block
         self.cross_layers = nn.ModuleList(
             PerceiverByteCrossAttentionLayer(config) for _ in range(max(self.cross_schedule) + 1)

@@ -376,7 +376,11 @@ def test_every_config_field_is_read_by_the_model():
     import perceiver_byte.configuration_perceiver_byte as configuration
     import perceiver_byte.modeling_perceiver_byte as modeling
 
-    source = inspect.getsource(modeling) + inspect.getsource(configuration.PerceiverByteConfig.validate)
+    config_class = configuration.PerceiverByteConfig
+    derived = [getattr(config_class, name).fget for name in ("attention_qk_channels", "attention_v_channels",
+                                                             "cross_attention_schedule", "self_attention_schedule")]
+    source = inspect.getsource(modeling) + inspect.getsource(config_class.validate)
+    source += "".join(inspect.getsource(f) for f in derived).replace("self.", "config.")  # read through a property
     own = [f.name for f in dataclasses.fields(PerceiverByteConfig) if f.name in PerceiverByteConfig.__annotations__]
     assert len(own) >= 20
     unread = [name for name in own if f"config.{name}" not in source and name not in ("vocab_size", "bos_token_id", "eos_token_id")]
