@@ -13,7 +13,7 @@ then training-step and inference timings with throughput, MFU and peak memory. C
 2. Timings per shape BxM (batch x bytes per row) and mode: training step = forward + loss + backward + AdamW (fused on
    CUDA), inference = forward under inference_mode, both under bf16 autocast + flash SDPA; --warmup untimed steps,
    then the median of --iters steps (CUDA-synchronised). Throughput in bytes/s (B*M / step), MFU = analytic FLOPs
-   per step (the formulas of scripts/benchmark.py: 2*m*n*k per matmul, training = 3 x forward) / step time /
+   per step (the FLOP model of docs/benchmarks.md: 2*m*n*k per matmul, training = 3 x forward) / step time /
    --peak-tflops (790 TFLOP/s: H200 dense bf16). Peak memory: torch.cuda.max_memory_allocated above the allocation
    before the measurement (CPU: the RSS high-water mark above the RSS before it).
 Everything goes under $OUT (default ./gpu_out): gpu_benchmark.json, gpu_benchmark.md (the table) and the log.
@@ -22,6 +22,7 @@ Everything goes under $OUT (default ./gpu_out): gpu_benchmark.json, gpu_benchmar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -30,10 +31,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # perceiver_byte, when it is not installed
 
 import benchmark as bench  # scripts/benchmark.py: configs, FLOP formulas, memory helpers
+import common
 
 
 def parse_args(argv=None):
@@ -104,26 +105,9 @@ class Env:
         )
 
     def sdpa(self):
-        from contextlib import nullcontext
-
         from torch.nn.attention import sdpa_kernel
 
-        return nullcontext() if self.backends is None else sdpa_kernel(self.backends)
-
-    def mem_start(self):
-        gc.collect()
-        if self.cuda:
-            self.torch.cuda.synchronize(self.device)
-            self.torch.cuda.reset_peak_memory_stats(self.device)
-            return self.torch.cuda.memory_allocated(self.device)
-        base = bench.current_rss()
-        bench.reset_peak_rss()
-        return base
-
-    def mem_peak(self, base):
-        if self.cuda:
-            return self.torch.cuda.max_memory_allocated(self.device) - base
-        return bench.peak_rss() - base
+        return contextlib.nullcontext() if self.backends is None else sdpa_kernel(self.backends)
 
 
 def build(args, env, attn, chunk=None):
@@ -131,11 +115,9 @@ def build(args, env, attn, chunk=None):
     from perceiver_byte import PerceiverByteForSequenceClassification
 
     torch.manual_seed(0)
-    cfg = bench.our_config(args.preset, {}, chunk)
+    cfg = bench.our_config(args.preset, {"cross_attention_chunk_size": chunk})
     model = PerceiverByteForSequenceClassification(cfg).to(env.device)
-    model.set_attn_implementation(attn) if hasattr(model, "set_attn_implementation") else setattr(
-        model.config, "_attn_implementation", attn
-    )
+    model.set_attn_implementation(attn)
     return model, cfg
 
 
@@ -157,14 +139,11 @@ def correctness(args, env, log) -> dict:
     labels = torch.randint(0, bench.NUM_LABELS, (B,), generator=g).to(env.device)
 
     def run(autocast, attn, chunk=None):
-        model.set_attn_implementation(attn) if hasattr(model, "set_attn_implementation") else setattr(
-            model.config, "_attn_implementation", attn
-        )
-        if bench.chunking_supported():
-            model.config.cross_attention_chunk_size = chunk
+        model.set_attn_implementation(attn)
+        model.config.cross_attention_chunk_size = chunk
         model.zero_grad(set_to_none=True)
-        with env.autocast(autocast), env.sdpa() if attn == "sdpa" else _null():
-            latents = model.perceiver(input_ids=ids).last_hidden_state
+        with env.autocast(autocast), env.sdpa() if attn == "sdpa" else contextlib.nullcontext():
+            latents = model.base_model(input_ids=ids).last_hidden_state
             loss = model(input_ids=ids, labels=labels).loss
         loss.backward()
         grads = torch.cat([p.grad.flatten().float() for p in model.parameters() if p.grad is not None])
@@ -185,16 +164,11 @@ def correctness(args, env, log) -> dict:
         res["ok"] = res["latents_rel_err"] < tol and res["loss_rel_err"] < tol and cos > 0.99
     except Exception as exc:  # noqa: BLE001 - e.g. no flash kernel for this dtype/shape: reported, not raised
         res.update(ok=False, error=f"{type(exc).__name__}: {str(exc)[:400]}")
-    if bench.chunking_supported():
-        chunk = max(M // 4, 1)
-        lat_c, _, grad_c = run(False, "eager", chunk)
-        res["chunked_fp32"] = {
-            "chunk": chunk,
-            "latents_rel_err": rel(lat_c, ref_lat),
-            "grad_rel_err": rel(grad_c, ref_grad),
-        }
-        res["chunked_ok"] = res["chunked_fp32"]["latents_rel_err"] < 1e-4 and res["chunked_fp32"]["grad_rel_err"] < 1e-3
-        res["ok"] = bool(res.get("ok")) and res["chunked_ok"]
+    chunk = max(M // 4, 1)
+    lat_c, _, grad_c = run(False, "eager", chunk)
+    res["chunked_fp32"] = dict(chunk=chunk, latents_rel_err=rel(lat_c, ref_lat), grad_rel_err=rel(grad_c, ref_grad))
+    res["chunked_ok"] = res["chunked_fp32"]["latents_rel_err"] < 1e-4 and res["chunked_fp32"]["grad_rel_err"] < 1e-3
+    res["ok"] = bool(res.get("ok")) and res["chunked_ok"]
     log(
         f"correctness at B={B}, M={M}: "
         + json.dumps({k: (round(v, 6) if isinstance(v, float) else v) for k, v in res.items()})
@@ -206,19 +180,11 @@ def correctness(args, env, log) -> dict:
     return res
 
 
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
-
-
 def timings(args, env, log) -> list[dict]:
     torch = env.torch
     rows = []
     model, cfg = build(args, env, "sdpa", args.chunk_size)
-    d = bench.dims(cfg)
+    d = bench.dims(cfg, model.base_model.absorbs_projections())
     params = sum(p.numel() for p in model.parameters())
     runner = torch.compile(model) if args.compile else model
     for shape in args.shapes.split(","):
@@ -248,7 +214,7 @@ def timings(args, env, log) -> list[dict]:
                         opt.step()
                         opt.zero_grad(set_to_none=True)
 
-                base = env.mem_start()
+                base = bench.memory_mark(env.device)
                 t_first = time.perf_counter()
                 for _ in range(args.warmup):
                     step()
@@ -261,7 +227,7 @@ def timings(args, env, log) -> list[dict]:
                     step()
                     env.sync()
                     times.append(time.perf_counter() - t)
-                row["peak_bytes"] = env.mem_peak(base)
+                row["peak_bytes"] = bench.memory_peak(env.device) - base
                 row["times_s"] = times
                 row["time_s"] = statistics.median(times)
                 row["bytes_per_s"] = B * M / row["time_s"]
@@ -292,20 +258,17 @@ def timings(args, env, log) -> list[dict]:
 
 
 def table(rows, args) -> str:
-    out = [
-        "| mode | B | M | ms/step | bytes/s | TFLOP/s | MFU (of %.0f) | peak GiB |" % args.peak_tflops,
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    header = ["mode", "B", "M", "ms/step", "bytes/s", "TFLOP/s", f"MFU (of {args.peak_tflops:.0f})", "peak GiB"]
+    body = []
     for r in rows:
+        cells = [r["mode"], r["batch"], f"{r['M']:,}"]
         if r["status"] == "ok":
-            out.append(
-                f"| {r['mode']} | {r['batch']} | {r['M']:,} | {r['time_s'] * 1e3:.2f} | "
-                f"{bench.fmt_rate(r['bytes_per_s'])}B/s | {r['tflops']:.3g} | {100 * r['mfu']:.3g}% | "
-                f"{r['peak_bytes'] / 2**30:.3f} |"
-            )
+            cells += [f"{r['time_s'] * 1e3:.2f}", f"{bench.fmt_rate(r['bytes_per_s'])}B/s", f"{r['tflops']:.3g}",
+                      f"{100 * r['mfu']:.3g}%", f"{r['peak_bytes'] / 2**30:.3f}"]  # fmt: skip
         else:
-            out.append(f"| {r['mode']} | {r['batch']} | {r['M']:,} | {r['status']}: {r['error'][:80]} | | | | |")
-    return "\n".join(out)
+            cells += [f"{r['status']}: {r['error'][:80]}", "", "", "", ""]
+        body.append(cells)
+    return common.markdown_table(header, body)
 
 
 def main(argv=None):

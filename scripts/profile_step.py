@@ -18,8 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchmark  # noqa: E402 - the benchmark's own builders, so that the profiled systems are the measured ones
+import benchmark  # the benchmark's own builders, so that the profiled systems are the measured ones
+import common
 
 BATCH = 8  # the benchmark's matched batch
 VARIANTS = {
@@ -82,13 +82,14 @@ def markdown(results: list[dict]) -> str:
     for M in sorted({r["M"] for r in results}):
         rows = [r for r in results if r["M"] == M]
         lines += [f"### M = {benchmark.kib(M)}, batch {BATCH}, training step", ""]
-        header = ["kind of work"] + [f"{r['name']}" for r in rows]
+        header = ["kind of work"] + [r["name"] for r in rows]
         body = []
         for kind in [k for k, _ in KINDS] + ["other elementwise"]:
             body.append([kind] + [f"{100 * r['kinds'][kind] / r['total_us']:.1f}%" for r in rows])
-        body.append(["(of all the above: inside the AdamW step)"] + [f"{100 * r['optimizer_us'] / r['total_us']:.1f}%" for r in rows])
+        inside_adamw = [f"{100 * r['optimizer_us'] / r['total_us']:.1f}%" for r in rows]
+        body.append(["(of all the above: inside the AdamW step)"] + inside_adamw)
         body.append(["profiled step (ms, with profiler overhead)"] + [f"{r['total_us'] / 1e3:,.0f}" for r in rows])
-        lines += [benchmark.md_table(header, body), ""]
+        lines += [common.markdown_table(header, body), ""]
         for r in rows:
             top = ", ".join(f"{k} {100 * t / r['total_us']:.1f}% ({n}x)" for k, t, n in r["top"][:8])
             lines += [f"- {r['name']}, top ops by self time: {top}", ""]

@@ -24,7 +24,7 @@ def run(cmd, env=None, timeout=600):
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    proc = run([sys.executable, "scripts/benchmark.py", "--quick", "--out-dir", str(out)])
+    proc = run([sys.executable, "scripts/benchmark.py", "--quick", "--out-dir", str(out), "--stem", "benchmarks"])
     return out, proc.stdout
 
 
