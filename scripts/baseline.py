@@ -61,7 +61,6 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
-import os
 import platform
 import shlex
 import sys
@@ -69,6 +68,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import UserError, machine, machine_line, markdown_table, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "udhr"
@@ -77,10 +77,6 @@ FASTTEXT_PARAMS = {"epoch": 25, "lr": 0.5, "wordNgrams": 2, "minn": 2, "maxn": 5
                    "bucket": 2_000_000, "minCount": 1, "thread": 1, "verbose": 0}  # fmt: skip
 #: what fastText's reader splits words on ('\n' also ends an example): all become spaces.
 ONE_LINE = str.maketrans(dict.fromkeys("\n\r\t\v\f\0", " "))
-
-
-def fail(message: str):
-    raise SystemExit(f"baseline.py: error: {message}")
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -101,12 +97,13 @@ def load_split(path: str, flag: str, text_column: str, label_column: str, max_by
     name = Path(path).name.lower().removesuffix(".gz")
     builder = "csv" if name.endswith(".csv") else "json" if name.endswith((".json", ".jsonl")) else None
     if not Path(path).is_file() or builder is None:
-        fail(f"{flag} {path}: " + ("no such file" if builder else "expected .csv, .json or .jsonl (optionally .gz)"))
+        raise UserError(f"{flag} {path}: " + ("no such file" if builder else
+                                              "expected .csv, .json or .jsonl (optionally .gz)"))  # fmt: skip
     datasets.disable_progress_bars()
     ds = datasets.load_dataset(builder, data_files=str(path), split="train")
     for column, column_flag in ((text_column, "--text_column"), (label_column, "--label_column")):
         if column not in ds.column_names:
-            fail(f"{flag} {path}: no column {column!r} (its columns: {ds.column_names}); pass {column_flag}")
+            raise UserError(f"{flag} {path}: no column {column!r} (its columns: {ds.column_names}); pass {column_flag}")
     texts = [truncate_bytes("" if t is None else str(t), max_bytes) for t in ds[text_column]]
     return texts, [str(v) for v in ds[label_column]]
 
@@ -114,63 +111,11 @@ def load_split(path: str, flag: str, text_column: str, label_column: str, max_by
 def carve_validation(labels: list[str], percentage: float, seed: int) -> tuple[list[int], list[int]]:
     """Row indices (train, validation) of the split scripts/train.py carves, by its own function."""
     import datasets
-
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    from scripts.train import carve_validation as carve
+    from train import carve_validation as carve
 
     ds = datasets.Dataset.from_dict({"row": list(range(len(labels))), "label": labels})
     train, validation = carve(ds, "label", percentage, seed)
     return train["row"], validation["row"]
-
-
-# ------------------------------------------------------------------------------------------- hardware
-
-
-def hardware() -> dict:
-    model = None
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = os.cpu_count()
-    try:
-        load = list(os.getloadavg())
-    except (AttributeError, OSError):
-        load = None
-    mem_gib = None
-    try:
-        with open("/proc/meminfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    mem_gib = round(int(line.split()[1]) / 2**20, 1)
-                    break
-    except OSError:
-        pass
-    return {
-        "cpu_model": model or platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": usable,
-        "memory_gib": mem_gib,
-        "platform": platform.platform(),
-        "loadavg_1_5_15_at_start": load,
-    }
-
-
-def hardware_line(hw: dict) -> str:
-    load = hw.get("loadavg_1_5_15_at_start")
-    load_s = "/".join(f"{x:.1f}" for x in load) if load else "n/a"
-    return (
-        f"{hw['cpu_model']}, {hw['cpus_usable']} usable of {hw['cpu_count']} CPUs, {hw['memory_gib']} GiB RAM, "
-        f"load average at start {load_s}"
-    )
 
 
 # --------------------------------------------------------------------------------------------- systems
@@ -284,14 +229,13 @@ def run_system(system: str, data: dict, args) -> dict:
 
 
 def table(results: dict) -> str:
-    lines = ["| system | validation acc | validation macro-F1 | test acc | test macro-F1 | train wall s (CPU s) "
-             "| test docs/s | test MB/s | model MB |", "|---" * 9 + "|"]  # fmt: skip
-    for system, r in results.items():
-        v, t = r["validation"], r["test"]
-        lines.append(f"| {system} | {v['accuracy']:.4f} | {v['macro_f1']:.4f} | {t['accuracy']:.4f} | "
-                     f"{t['macro_f1']:.4f} | {r['train_wall_s']:.1f} ({r['train_cpu_s']:.1f}) | {r['docs_per_s']:,.0f} "
-                     f"| {r['bytes_per_s'] / 1e6:.2f} | {r['model_bytes'] / 1e6:.1f} |")  # fmt: skip
-    return "\n".join(lines)
+    header = ["system", "validation acc", "validation macro-F1", "test acc", "test macro-F1", "train wall s (CPU s)",
+              "test docs/s", "test MB/s", "model MB"]  # fmt: skip
+    rows = [[system, f"{r['validation']['accuracy']:.4f}", f"{r['validation']['macro_f1']:.4f}",
+             f"{r['test']['accuracy']:.4f}", f"{r['test']['macro_f1']:.4f}",
+             f"{r['train_wall_s']:.1f} ({r['train_cpu_s']:.1f})", f"{r['docs_per_s']:,.0f}",
+             f"{r['bytes_per_s'] / 1e6:.2f}", f"{r['model_bytes'] / 1e6:.1f}"] for system, r in results.items()]
+    return markdown_table(header, rows)
 
 
 # ----------------------------------------------------------------------------------------------- main
@@ -377,7 +321,7 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
     command = shlex.join([sys.executable, *(sys.argv if argv is None else [sys.argv[0], *argv])])
-    hw = hardware()
+    hw = machine()  # its load average is the one at the start
     wall0 = time.perf_counter()
 
     data = {split: load_split(path, f"--{split}_file", args.text_column, args.label_column, args.max_bytes)
@@ -396,10 +340,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"{files['validation']}", flush=True)  # fmt: skip
 
     results = {system: run_system(system, data, args) for system in args.systems}
-    try:
-        hw["loadavg_1_5_15_at_end"] = list(os.getloadavg())
-    except (AttributeError, OSError):
-        pass
+    hw["loadavg_1_5_15_at_end"] = machine()["loadavg_1_5_15"]
     report = {
         "systems": results,
         "data": {"files": files, "text_column": args.text_column, "label_column": args.label_column,
@@ -410,7 +351,7 @@ def main(argv: list[str] | None = None) -> dict:
         "command": command,
     }
     print(table(results))
-    print(f"whole run {report['total_wall_s']:.1f}s wall; hardware: {hardware_line(hw)}")
+    print(f"whole run {report['total_wall_s']:.1f}s wall; hardware at the start: {machine_line(hw)}")
     if args.output_json:
         out = Path(args.output_json)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -420,4 +361,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

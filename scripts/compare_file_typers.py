@@ -22,9 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+import predict
+from common import UserError, markdown_table, run_cli
 
 # Magika's label -> ours (only where the names differ; a Magika label that is one of ours maps to itself).
 MAGIKA = {"bzip": "bzip2", "txt": "text"}
@@ -49,13 +48,12 @@ def test_files(data_dir: Path, split: str) -> list[tuple[str, str]]:
     """-> [(path, true label)] for every file under DATA_DIR/SPLIT/LABEL/."""
     root = data_dir / split
     if not root.is_dir():
-        raise SystemExit(f"--data_dir {data_dir}: no {split}/ folder (it must hold {split}/LABEL/... files).")
+        raise UserError(f"--data_dir {data_dir}: no {split}/ folder (it must hold {split}/LABEL/... files).")
     return [(str(p), folder.name) for folder in sorted(root.iterdir()) if folder.is_dir()
             for p in sorted(folder.rglob("*")) if p.is_file()]  # fmt: skip
 
 
 def run_ours(model_dir: str, paths: list[str], batch_size: int) -> list[str]:
-    predict = _predict_script()
     tokenizer, model, device = predict.load(model_dir, False, None)
     inputs = predict.read_files(paths, predict.input_limit(tokenizer))
     results = predict.predict(inputs, tokenizer, model, device, top_k=1, batch_size=batch_size, total=len(paths))
@@ -105,18 +103,6 @@ def disk_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def _predict_script():
-    """scripts/predict.py as a module, loaded once (scripts/ is not a package)."""
-    import importlib.util
-
-    name = "perceiver_byte_predict_script"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("predict.py"))
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def report(args, truth, answers, seconds, sizes, vocab) -> tuple[str, dict]:
     present = set(truth)
     common = present & vocab["ours"] & vocab["magika"] & vocab["libmagic"]
@@ -124,25 +110,22 @@ def report(args, truth, answers, seconds, sizes, vocab) -> tuple[str, dict]:
     figures = {tool: {"common": scores(truth, answers[tool], common), "all": scores(truth, answers[tool], present),
                       "files_per_s": len(truth) / seconds[tool], "size_bytes": sizes[tool]}
                for tool in tools}  # fmt: skip
+    header = ["tool", "accuracy (common types)", "macro-F1 (common)", "accuracy (all types)", "macro-F1 (all)",
+              "files/s", "size on disk"]  # fmt: skip
+    rows = [[tool, f"{f['common']['accuracy']:.4f}", f"{f['common']['macro_f1']:.4f}", f"{f['all']['accuracy']:.4f}",
+             f"{f['all']['macro_f1']:.4f}", f"{f['files_per_s']:,.0f}", f"{f['size_bytes'] / 2**20:.1f} MiB"]
+            for tool, f in figures.items()]  # fmt: skip
     lines = [f"Test split of `{args.data_dir}`: {len(truth)} files, {len(present)} types; {len(common)} of them all "
-             f"three tools can name: {', '.join(sorted(common))}.", "",
-             "| tool | accuracy (common types) | macro-F1 (common) | accuracy (all types) | macro-F1 (all) | files/s | "
-             "size on disk |", "| - | - | - | - | - | - | - |"]  # fmt: skip
-    for tool in tools:
-        f = figures[tool]
-        lines.append(f"| {tool} | {f['common']['accuracy']:.4f} | {f['common']['macro_f1']:.4f} | "
-                     f"{f['all']['accuracy']:.4f} | {f['all']['macro_f1']:.4f} | {f['files_per_s']:,.0f} | "
-                     f"{f['size_bytes'] / 2**20:.1f} MiB |")  # fmt: skip
+             f"three tools can name: {', '.join(sorted(common))}.", "", markdown_table(header, rows)]  # fmt: skip
     cannot = {tool: sorted(present - vocab[tool.split(" ")[0]]) for tool in tools}
     lines += ["", "Types a tool cannot name (all its misses): " + "; ".join(
         f"{tool}: {', '.join(c) or 'none'}" for tool, c in cannot.items()) + "."]  # fmt: skip
-    lines += ["", "Accuracy per type (recall):", "", "| type | files | " + " | ".join(tools) + " |",
-              "| - | - |" + " - |" * len(tools)]  # fmt: skip
-    count = collections.Counter(truth)
+    rows = []
     for label in sorted(present):
         idx = [i for i, t in enumerate(truth) if t == label]
-        cells = [f"{sum(answers[tool][i] == label for i in idx) / len(idx):.2f}" for tool in tools]
-        lines.append(f"| {label} | {count[label]} | " + " | ".join(cells) + " |")
+        rows.append([label, len(idx), *(f"{sum(answers[tool][i] == label for i in idx) / len(idx):.2f}"
+                                        for tool in tools)])  # fmt: skip
+    lines += ["", "Accuracy per type (recall):", "", markdown_table(["type", "files", *tools], rows)]
     for tool in tools:
         confused = collections.Counter((t, p) for t, p in zip(truth, answers[tool]) if t != p)
         top = ", ".join(f"{t} -> {p} ({n})" for (t, p), n in confused.most_common(args.confusions))
@@ -192,4 +175,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

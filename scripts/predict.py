@@ -40,16 +40,13 @@ import os
 import sys
 from pathlib import Path
 
+from common import TRUNCATION_SIDES, UserError, run_cli
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
+if str(REPO_ROOT) not in sys.path:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO_ROOT))
 
 DEFAULT_MODEL = "outputs/udhr"
-
-
-class UserError(ValueError):
-    """Bad arguments or inputs; the message says what and how to fix it."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=int, default=32, help="Inputs per forward pass (default: 32).")
     parser.add_argument("--max_length", type=int, default=None,
                         help="Bytes per input incl. [CLS]/[SEP] (default: the tokenizer's, i.e. training's).")
-    parser.add_argument("--truncation_side", choices=["head", "tail", "head+tail"], default=None,
+    parser.add_argument("--truncation_side", choices=list(TRUNCATION_SIDES), default=None,
                         help="Which part of a long input to keep (default: the tokenizer's, i.e. training's).")
     parser.add_argument("--jsonl", action="store_true", help="Write one JSON object per input instead of text.")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu).")
@@ -198,7 +195,7 @@ def main(argv=None, stdin=None, stdout=None) -> list[dict]:
     files = find_files(args.file)  # a bad path fails before the model loads
     tokenizer, model, device = load(args.model, args.trust_remote_code, args.device)
     if args.truncation_side:
-        tokenizer.truncation_side = {"head": "right", "tail": "left", "head+tail": "head+tail"}[args.truncation_side]
+        tokenizer.truncation_side = TRUNCATION_SIDES[args.truncation_side]
     total, inputs = collect_inputs(args, files, stdin, end_bytes=input_limit(tokenizer, args.max_length))
     results = []
     for result in predict(inputs, tokenizer, model, device, args.top_k, args.batch_size, args.max_length,
@@ -213,14 +210,5 @@ def main(argv=None, stdin=None, stdout=None) -> list[dict]:
     return results
 
 
-def cli() -> int:
-    try:
-        main()
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(cli())
+    sys.exit(run_cli(main))

@@ -2,13 +2,12 @@
 
 import csv
 import gzip
-import importlib.util
 import json
 import random
-import sys
 from pathlib import Path
 
 import pytest
+from common import UserError
 
 pytest.importorskip("sklearn")
 pytest.importorskip("fasttext")
@@ -20,17 +19,11 @@ VOCAB = {"class one": "apple banana cherry grape lemon mango", "класс дв�
 FAST = ["--fasttext_params", "bucket=10000"]  # fastText's default 2M buckets x dim 100 would take 800 MB
 
 
-def load_script(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # train.py's dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def baseline():
-    return load_script("baseline_script", REPO / "scripts" / "baseline.py")
+    import baseline
+
+    return baseline
 
 
 def toy_rows(per_label, seed, singleton=False):
@@ -118,18 +111,19 @@ def test_carve_matches_train_py(baseline, tmp_path, monkeypatch, singleton):
         raise Carved([split["train"]["id"], split["test"]["id"]])
 
     monkeypatch.setattr(datasets.Dataset, "train_test_split", spy)
-    train_script = load_script("baseline_test_train_script", REPO / "scripts" / "train.py")
+    import train
+
     with pytest.raises(Carved) as carved:
-        train_script.main(["--output_dir", str(tmp_path / "out"), "--train_file", path, "--text_column", "sentence",
-                           "--label_column", "lang", "--torch_num_threads", "1"])  # fmt: skip
+        train.main(["--output_dir", str(tmp_path / "out"), "--train_file", path, "--text_column", "sentence",
+                    "--label_column", "lang", "--torch_num_threads", "1"])  # fmt: skip
     assert carved.value.args[0] == ours
     assert sorted(ours[0] + ours[1]) == sorted(r["id"] for r in rows) and 0.09 < len(ours[1]) / len(rows) < 0.12
 
 
 def test_bad_inputs(baseline, toy, capsys):
-    with pytest.raises(SystemExit, match=r"no column 'body' \(its columns: \['id', 'sentence', 'lang'\]\)"):
+    with pytest.raises(UserError, match=r"no column 'body' \(its columns: \['id', 'sentence', 'lang'\]\)"):
         run(baseline, toy, "--text_column", "body")
-    with pytest.raises(SystemExit, match="no such file"):
+    with pytest.raises(UserError, match="no such file"):
         run(baseline, {**toy, "test": toy["test"] + ".missing.csv"})
     for argv, message in ((["--systems", "tfidf_char,svm"], "unknown system (known: tfidf_char, tfidf_word, "
                            "fasttext): 'svm'"), (["--train_file", toy["train"]], "--test_file is needed"),

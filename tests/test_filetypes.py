@@ -3,33 +3,24 @@ builder's labelling, consistency and split-by-package rules, training on the fol
 comparison with Magika and libmagic (both real)."""
 
 import gzip
-import importlib.util
 import io
 import json
 import re
 import shutil
 import struct
 import subprocess
-import sys
 import zlib
 from pathlib import Path
 
+import build_filetypes_dataset as builder
+import compare_file_typers as compare
+import predict
 import pytest
 
 from test_train import run_main, tiny_args
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb (Debian)")
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(f"perceiver_byte_{name}_script", REPO / "scripts" / f"{name}.py")
-    module = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
-    spec.loader.exec_module(module)
-    return module
-
-
-builder, predict_script, compare = load("build_filetypes_dataset"), load("predict"), load("compare_file_typers")
 
 
 def png(seed: int) -> bytes:
@@ -143,21 +134,21 @@ def test_predict_on_a_folder_reads_only_the_ends(tiny_dataset, tiny_model, tmp_p
     with open(huge, "wb") as f:  # sparse: 4 GiB that reading whole would take minutes and all the memory
         f.truncate(4 << 30)
     stdout = io.StringIO()
-    results = predict_script.main(["--model", str(tiny_model), "--file", str(folder), "--jsonl", "--no_progress",
-                                   "--batch_size", "3"], stdout=stdout)  # fmt: skip
+    results = predict.main(["--model", str(tiny_model), "--file", str(folder), "--jsonl", "--no_progress",
+                            "--batch_size", "3"], stdout=stdout)  # fmt: skip
     expected = sorted(str(p) for p in folder.rglob("*") if p.is_file() and p.name != ".hidden")
     assert [r["source"] for r in results] == [f"file:{p}" for p in expected]
     assert len(expected) == sum(r["split"] == "test" for r in rows) + 1
     assert [json.loads(line) for line in stdout.getvalue().splitlines()] == results
     big = next(r for r in results if r["source"] == f"file:{huge}")
     assert big["num_bytes"] == 4 << 30 and big["truncated"]
-    assert predict_script.read_ends(huge, 4 << 30, 64) == bytes(128)
+    assert predict.read_ends(huge, 4 << 30, 64) == bytes(128)
     data = bytes(range(256)) * 4
     (tmp_path / "ends.bin").write_bytes(data)
-    assert predict_script.read_ends(tmp_path / "ends.bin", len(data), 100) == data[:100] + data[-100:]
-    with pytest.raises(predict_script.UserError, match="holds no files"):
+    assert predict.read_ends(tmp_path / "ends.bin", len(data), 100) == data[:100] + data[-100:]
+    with pytest.raises(predict.UserError, match="holds no files"):
         (tmp_path / "empty").mkdir()
-        predict_script.main(["--model", str(tiny_model), "--file", str(tmp_path / "empty")])
+        predict.main(["--model", str(tiny_model), "--file", str(tmp_path / "empty")])
 
 
 def test_tool_label_maps_on_real_files(tmp_path):

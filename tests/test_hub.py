@@ -85,6 +85,7 @@ def _run_script(hub_server, script: Path, args: list[str], *, env=None, prelude:
         f"""
         import runpy, sys
         sys.argv = [{str(script)!r}, *{[str(a) for a in args]!r}]
+        sys.path.insert(0, {str(script.parent)!r})  # as `python script` does: the scripts import each other by name
         runpy.run_path({str(script)!r}, run_name="__main__")
         """
     )
@@ -99,10 +100,9 @@ def _push_script(hub_server, args, **kwargs):
 
 def _push_main(args, capfd) -> tuple[int, str, str]:
     """scripts/push_to_hub.py in this process (cheaper than a child; the fixture points the clients at the server)."""
-    import runpy
+    import push_to_hub
 
-    module = runpy.run_path(str(PUSH), run_name="push_to_hub")
-    code = module["main"]([str(a) for a in args])
+    code = push_to_hub.main([str(a) for a in args])
     out, err = capfd.readouterr()
     assert FAKE_TOKEN not in out + err
     return code, out, err

@@ -1,28 +1,17 @@
 """scripts/predict.py on a tiny model trained by scripts/train.py: texts, binary files (globs), stdin, --jsonl."""
 
-import importlib.util
 import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import predict
 import pytest
 
 
 REPO = Path(__file__).resolve().parents[1]
 PREDICT = REPO / "scripts" / "predict.py"
-
-
-def load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-predict_script = load("perceiver_byte_predict_script", PREDICT)
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +64,8 @@ def test_in_process_globs_and_scores(model_dir, tmp_path):
         (tmp_path / "sub").mkdir(exist_ok=True)
         (tmp_path / "sub" / f"f{i}.txt").write_bytes(f"file number {i}".encode())
     out = io.StringIO()
-    results = predict_script.main(["--model", str(model), "--file", str(tmp_path / "**" / "*.txt"), "--batch_size", "2",
-                                   "--top_k", "10", "--no_progress"], stdout=out)  # fmt: skip
+    results = predict.main(["--model", str(model), "--file", str(tmp_path / "**" / "*.txt"), "--batch_size", "2",
+                            "--top_k", "10", "--no_progress"], stdout=out)  # fmt: skip
     assert len(results) == 5 and len(out.getvalue().splitlines()) == 5
     for r in results:
         assert len(r["labels"]) == len(langs)  # top_k is capped at the number of labels
@@ -85,9 +74,9 @@ def test_in_process_globs_and_scores(model_dir, tmp_path):
 
 def test_errors(model_dir, tmp_path):
     model, _ = model_dir
-    with pytest.raises(predict_script.UserError, match="no file matches"):
-        predict_script.main(["--model", str(model), "--file", str(tmp_path / "*.nothing")])
-    with pytest.raises(predict_script.UserError, match="no such folder"):
-        predict_script.main(["--model", str(tmp_path / "missing"), "--text", "x"])
+    with pytest.raises(predict.UserError, match="no file matches"):
+        predict.main(["--model", str(model), "--file", str(tmp_path / "*.nothing")])
+    with pytest.raises(predict.UserError, match="no such folder"):
+        predict.main(["--model", str(tmp_path / "missing"), "--text", "x"])
     proc = run(["--model", model], stdin=b"")
     assert proc.returncode == 2 and b"error: Standard input was empty" in proc.stderr
