@@ -20,6 +20,9 @@ Commands (from the repository root):
     cat article.txt | python scripts/predict.py --model outputs/udhr
     python scripts/predict.py --model outputs/udhr --lines < sentences.txt
 
+    # With ONNX Runtime, from an export (python scripts/export_onnx.py outputs/udhr outputs/udhr-onnx):
+    python scripts/predict.py --onnx outputs/udhr-onnx --text "Hyvää huomenta"
+
     # A Hub model (code is loaded with the weights; needs network):
     python scripts/predict.py --model me/perceiver-byte-udhr --trust_remote_code --text "Hyvää huomenta"
 
@@ -55,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help=f"Trained output dir of scripts/train.py, or a Hub model id (default: {DEFAULT_MODEL}).")
+    parser.add_argument("--onnx", metavar="ONNX_DIR", default=None,
+                        help="Classify with ONNX Runtime from an export of scripts/export_onnx.py (instead of --model).")
     parser.add_argument("--text", action="append", default=[], help="A text to classify (repeatable).")
     parser.add_argument("--file", action="append", default=[],
                         help="A file, a quoted glob or a folder (all files below it); each file is one input, "
@@ -193,7 +198,14 @@ def main(argv=None, stdin=None, stdout=None) -> list[dict]:
     if args.top_k < 1 or args.batch_size < 1:
         raise UserError("--top_k and --batch_size must be at least 1.")
     files = find_files(args.file)  # a bad path fails before the model loads
-    tokenizer, model, device = load(args.model, args.trust_remote_code, args.device)
+    if args.onnx:
+        import export_onnx
+        from transformers import AutoTokenizer
+
+        model, device = export_onnx.OnnxClassifier(args.onnx), "cpu"
+        tokenizer = AutoTokenizer.from_pretrained(args.onnx)
+    else:
+        tokenizer, model, device = load(args.model, args.trust_remote_code, args.device)
     if args.truncation_side:
         tokenizer.truncation_side = TRUNCATION_SIDES[args.truncation_side]
     total, inputs = collect_inputs(args, files, stdin, end_bytes=input_limit(tokenizer, args.max_length))
