@@ -9,20 +9,15 @@ import os
 import shutil
 import socket
 import time
-import types
 from pathlib import Path
 
 import httpx2  # the HTTP library huggingface_hub 2.x is built on
 import pytest
 from hub_server import (
     FAKE_TOKEN,
-    HubServer,
-    free_port,
     hub_server_fixture,  # noqa: F401  (registers the `hub_server` fixture)
 )
 from huggingface_hub import (
-    CommitOperationAdd,
-    CommitOperationDelete,
     HfApi,
     ModelCard,
     ModelCardData,
@@ -32,7 +27,6 @@ from huggingface_hub import (
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
-    LocalEntryNotFoundError,
     RemoteEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
@@ -47,17 +41,6 @@ def _sha256(path) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _no_retry_sleep(monkeypatch):
-    """huggingface_hub backs off 1+2+4+8+8 s between retries: skip the waiting (not the retries) in tests."""
-    from huggingface_hub import file_download
-    from huggingface_hub.utils import _http
-
-    fake_time = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k.startswith("_")})
-    fake_time.sleep = lambda seconds: None
-    monkeypatch.setattr(_http, "time", fake_time)
-    monkeypatch.setattr(file_download, "time", fake_time)
 
 
 def _make_folder(root: Path) -> dict[str, bytes]:
@@ -78,10 +61,9 @@ def _make_folder(root: Path) -> dict[str, bytes]:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def test_whoami_create_and_delete_repo(hub_server):
+def test_create_repo(hub_server):
     api = HfApi()
     assert api.endpoint == hub_server.url  # the fixture re-pointed the clients
-    assert api.whoami()["name"] == hub_server.username
 
     url = api.create_repo(REPO)
     assert url.repo_id == REPO and url.endpoint == hub_server.url
@@ -96,17 +78,6 @@ def test_whoami_create_and_delete_repo(hub_server):
     # No namespace => the token's user namespace.
     assert api.create_repo("bare-name").repo_id == f"{hub_server.username}/bare-name"
     assert api.repo_exists(f"{hub_server.username}/bare-name")
-
-    # Datasets are separate from models.
-    api.create_repo("user/data", repo_type="dataset")
-    assert api.repo_exists("user/data", repo_type="dataset")
-    assert not api.repo_exists("user/data")
-
-    api.delete_repo(REPO)
-    assert not api.repo_exists(REPO)
-    with pytest.raises(RepositoryNotFoundError):
-        api.delete_repo(REPO)
-    api.delete_repo(REPO, missing_ok=True)
 
 
 def test_private_repo_needs_a_token(hub_server):
@@ -168,19 +139,12 @@ def test_upload_file_and_folder_regular_mode_then_download(hub_server, tmp_path)
     top = [f.path for f in api.list_repo_tree(REPO)]
     assert "notes/readme.txt" not in top and "notes" in top
     assert sorted(f.path for f in api.list_repo_tree(REPO, path_in_repo="notes")) == ["notes/deep", "notes/readme.txt"]
-    paths = {p.path for p in api.get_paths_info(REPO, ["config.json", "notes", "missing.txt"])}
-    assert paths == {"config.json", "notes"}
     assert api.file_exists(REPO, "config.json") and not api.file_exists(REPO, "nope.json")
-    siblings = {s.rfilename: s for s in api.model_info(REPO, files_metadata=True).siblings}
-    assert siblings["config.json"].size == len(files["config.json"])
-    hub_server.tree_page_size = 2  # cursor pagination through the Link header
-    n_before = len(hub_server.requests_matching("GET", r"/tree/"))
-    assert sorted(api.list_repo_files(REPO)) == sorted([".gitattributes", *files])
-    assert len(hub_server.requests_matching("GET", r"/tree/")) - n_before == 4  # 8 entries (incl. 2 folders) / 2
+    assert {s.rfilename for s in api.model_info(REPO).siblings} == {".gitattributes", *files}
     assert hub_server.unhandled == [] and hub_server.errors == []
 
 
-def test_range_requests_and_headers(hub_server):
+def test_resolve_headers(hub_server):
     api = HfApi()
     api.create_repo(REPO)
     text = b"plain text file\n" * 10
@@ -194,21 +158,12 @@ def test_range_requests_and_headers(hub_server):
     data = bytes(range(256)) * 4
     api.upload_file(path_or_fileobj=data, path_in_repo="r.bin", repo_id=REPO)
     url = f"{hub_server.url}/{REPO}/resolve/main/r.bin"
-    # b"\x00" in the sample => binary => LFS under lfs_mode="auto": /resolve redirects to the CDN origin.
+    # b"\x00" in the sample => binary => LFS: /resolve redirects to the CDN origin.
     head = httpx2.head(url)
     assert head.status_code == 302 and head.headers["Location"].startswith(hub_server.cdn_url)
     assert head.headers["X-Linked-Size"] == str(len(data))
     assert head.headers["X-Linked-Etag"] == f'"{hashlib.sha256(data).hexdigest()}"'
     assert head.headers["X-Repo-Commit"] == hub_server.head(REPO)
-    assert httpx2.get(head.headers["Location"] + "x").status_code == 403  # signed URL
-    hub_server.lfs_redirect = "hub"  # serve LFS bytes from /resolve directly
-    head = httpx2.head(url)
-    assert head.status_code == 200 and head.headers["X-Linked-Size"] == str(len(data))
-    part = httpx2.get(url, headers={"Range": "bytes=10-19"})
-    assert part.status_code == 206 and part.content == data[10:20]
-    assert part.headers["Content-Range"] == f"bytes 10-19/{len(data)}"
-    assert httpx2.get(url, headers={"Range": "bytes=-5"}).content == data[-5:]
-    assert httpx2.get(url, headers={"Range": f"bytes={len(data)}-"}).status_code == 416
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -220,8 +175,6 @@ def test_revision_pinned_to_old_commit_sha(hub_server):
     api = HfApi()
     api.create_repo(REPO)
     old = api.upload_file(path_or_fileobj=b"version 1", path_in_repo="f.txt", repo_id=REPO).oid
-    api.upload_file(path_or_fileobj=b"only in v1", path_in_repo="gone.txt", repo_id=REPO)
-    api.delete_file("gone.txt", repo_id=REPO)
     new = api.upload_file(path_or_fileobj=b"version 2", path_in_repo="f.txt", repo_id=REPO).oid
     assert old != new and len(old) == len(new) == 40
 
@@ -229,38 +182,25 @@ def test_revision_pinned_to_old_commit_sha(hub_server):
     assert Path(hf_hub_download(REPO, "f.txt", cache_dir=cache)).read_bytes() == b"version 2"
     assert Path(hf_hub_download(REPO, "f.txt", revision=old, cache_dir=cache)).read_bytes() == b"version 1"
     assert api.model_info(REPO, revision=old).sha == old
-    assert "gone.txt" not in api.list_repo_files(REPO)
     snap = Path(snapshot_download(REPO, revision=old, cache_dir=hub_server.fresh_cache_dir()))
     assert snap.name == old and (snap / "f.txt").read_bytes() == b"version 1"
     assert [c.commit_id for c in api.list_repo_commits(REPO)][-1] == hub_server.commits(REPO)[-1]
     assert old in hub_server.commits(REPO)
 
 
-def test_branches_tags_and_pull_requests(hub_server):
+def test_branches(hub_server):
     api = HfApi()
     api.create_repo(REPO)
     api.upload_file(path_or_fileobj=b"main", path_in_repo="f.txt", repo_id=REPO)
     api.create_branch(REPO, branch="dev")
     api.create_branch(REPO, branch="dev", exist_ok=True)
     api.upload_file(path_or_fileobj=b"dev", path_in_repo="f.txt", repo_id=REPO, revision="dev")
-    api.create_tag(REPO, tag="v1", revision="dev")
     refs = api.list_repo_refs(REPO)
-    assert {b.name for b in refs.branches} == {"main", "dev"} and [t.name for t in refs.tags] == ["v1"]
+    assert {b.name for b in refs.branches} == {"main", "dev"}
 
     cache = hub_server.fresh_cache_dir()
     assert Path(hf_hub_download(REPO, "f.txt", cache_dir=cache)).read_bytes() == b"main"
     assert Path(hf_hub_download(REPO, "f.txt", revision="dev", cache_dir=cache)).read_bytes() == b"dev"
-    assert Path(hf_hub_download(REPO, "f.txt", revision="v1", cache_dir=cache)).read_bytes() == b"dev"
-
-    pr = api.upload_file(path_or_fileobj=b"pr", path_in_repo="f.txt", repo_id=REPO, create_pr=True)
-    assert pr.pr_revision == "refs/pr/1" and pr.pr_num == 1
-    assert Path(hf_hub_download(REPO, "f.txt", revision="refs/pr/1", cache_dir=cache)).read_bytes() == b"pr"
-    assert Path(hf_hub_download(REPO, "f.txt", cache_dir=hub_server.fresh_cache_dir())).read_bytes() == b"main"
-
-    api.delete_tag(REPO, tag="v1")
-    api.delete_branch(REPO, branch="dev")
-    with pytest.raises(RevisionNotFoundError):
-        api.model_info(REPO, revision="dev")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -302,30 +242,11 @@ def test_standard_exceptions(hub_server):
     # The non-existence was cached against the commit sha (needs X-Repo-Commit on the 404).
     assert list(Path(cache).glob(f"models--user--demo/.no_exist/{hub_server.head(REPO)}/missing.bin"))
     with pytest.raises(EntryNotFoundError):
-        api.delete_file("missing.txt", repo_id=REPO)
-    with pytest.raises(EntryNotFoundError):
         list(api.list_repo_tree(REPO, path_in_repo="no-such-folder"))
 
     for err in raised:
         assert FAKE_TOKEN not in str(err) and FAKE_TOKEN not in repr(err)
     assert hub_server.errors == []
-
-
-def test_unreachable_server_gives_a_clear_error(hub_server, monkeypatch):
-    _no_retry_sleep(monkeypatch)
-    dead = f"http://127.0.0.1:{free_port()}"
-    api = HfApi(endpoint=dead)
-    with pytest.raises(httpx2.ConnectError) as exc:
-        api.model_info(REPO)
-    assert "refused" in str(exc.value).lower() or "connect" in str(exc.value).lower()
-    with pytest.raises(httpx2.ConnectError):
-        api.create_repo(REPO)
-    with pytest.raises(LocalEntryNotFoundError, match="check your connection") as exc:
-        hf_hub_download(REPO, "config.json", endpoint=dead, cache_dir=hub_server.fresh_cache_dir())
-    assert isinstance(exc.value.__cause__, httpx2.ConnectError)
-    assert FAKE_TOKEN not in str(exc.value)
-    with pytest.raises(LocalEntryNotFoundError):
-        snapshot_download(REPO, endpoint=dead, cache_dir=hub_server.fresh_cache_dir())
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -353,25 +274,6 @@ def test_interrupted_commit_leaves_no_partial_commit_and_retry_succeeds(hub_serv
     assert sorted(api.list_repo_files(REPO)) == sorted([*files_before, *files])
     assert len(api.list_repo_commits(REPO)) == 3
     assert hub_server.errors == []
-
-
-def test_invalid_commit_is_rejected_as_a_whole(hub_server):
-    api = HfApi()
-    api.create_repo(REPO)
-    head_before = hub_server.head(REPO)
-    ops = [CommitOperationAdd("new.txt", b"new"), CommitOperationDelete("does-not-exist.txt")]
-    with pytest.raises(EntryNotFoundError):
-        api.create_commit(REPO, operations=ops, commit_message="half valid")
-    assert hub_server.head(REPO) == head_before and "new.txt" not in api.list_repo_files(REPO)
-
-    # Optimistic concurrency: parent_commit must still be the branch head.
-    api.upload_file(path_or_fileobj=b"1", path_in_repo="one.txt", repo_id=REPO)
-    with pytest.raises(HfHubHTTPError) as exc:
-        api.create_commit(
-            REPO, operations=[CommitOperationAdd("two.txt", b"2")], commit_message="stale", parent_commit=head_before
-        )
-    assert exc.value.response.status_code == 412
-    assert "two.txt" not in api.list_repo_files(REPO)
 
 
 def test_client_dropping_mid_body_commits_nothing(hub_server):
@@ -403,58 +305,20 @@ def test_client_dropping_mid_body_commits_nothing(hub_server):
     assert api.list_repo_files(REPO) == [".gitattributes"]
 
 
-def test_interrupted_download_resumes_with_range(hub_server, monkeypatch):
-    _no_retry_sleep(monkeypatch)
-    api = HfApi()
-    api.create_repo(REPO)
-    small = b"0123456789" * 30_000
-    api.upload_file(path_or_fileobj=small, path_in_repo="small.txt", repo_id=REPO)
-    hub_server.fail_next_download_midway = True
-    # The client buffers 10 MB chunks, so a drop inside the first 10 MB restarts from 0 (plain 200 again).
-    assert Path(hf_hub_download(REPO, "small.txt", cache_dir=hub_server.fresh_cache_dir())).read_bytes() == small
-    assert [r.status for r in hub_server.requests_matching("GET", r"/resolve/main/small.txt")] == [0, 200]
-
-    big = os.urandom(24 * 1024 * 1024)  # >= 10 MiB => LFS, served by the CDN origin
-    api.upload_file(path_or_fileobj=big, path_in_repo="big.bin", repo_id=REPO)
-    hub_server.fail_next_download_midway = True  # drop after 12 MiB: the client resumes at 10 MiB with a Range
-    local = hf_hub_download(REPO, "big.bin", cache_dir=hub_server.fresh_cache_dir())
-    assert _sha256(local) == hashlib.sha256(big).hexdigest()
-    assert hub_server.dropped_connections == 2
-    statuses = [r.status for r in hub_server.requests_matching("GET", r"^/lfs/", origin="cdn")]
-    assert statuses == [0, 206]
-
-
-def test_injected_server_errors_are_retried_by_the_client(hub_server, monkeypatch):
-    _no_retry_sleep(monkeypatch)
-    api = HfApi()
-    api.create_repo(REPO)
-    hub_server.inject_error(503, method="POST", path_regex=r"/preupload/", times=2)
-    api.upload_file(path_or_fileobj=b"ok", path_in_repo="ok.txt", repo_id=REPO)
-    statuses = [r.status for r in hub_server.requests_matching("POST", r"/preupload/")]
-    assert statuses == [503, 503, 200]
-    hub_server.inject_error(500, method="GET", path_regex=r"^/api/models/", times=1)
-    with pytest.raises(HfHubHTTPError) as exc:
-        api.model_info(REPO)  # model_info does not retry
-    assert exc.value.response.status_code == 500
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # LFS
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def test_lfs_upload_and_download_through_cdn(hub_server, monkeypatch):
-    _no_retry_sleep(monkeypatch)
-    hub_server.lfs_mode = "always"
+def test_lfs_upload_and_download_through_cdn(hub_server):
     api = HfApi()
     api.create_repo(REPO)
-    data = os.urandom(2_000_000)
-    hub_server.fail_next_lfs_upload_midway = True  # the client's http_backoff retries the PUT
+    data = b"\x00" + os.urandom(2_000_000)  # a NUL byte in the sample => binary => LFS
     api.upload_file(path_or_fileobj=data, path_in_repo="weights.bin", repo_id=REPO)
     entry = hub_server.file_entry(REPO, "weights.bin")
     assert entry.is_lfs and entry.lfs_sha256 == hashlib.sha256(data).hexdigest()
     puts = hub_server.requests_matching("PUT", r"^/lfs-upload/", origin="cdn")
-    assert [r.status for r in puts] == [0, 200] and hub_server.dropped_connections == 1
+    assert [r.status for r in puts] == [200]
     assert hub_server.requests_matching("POST", r"\.git/info/lfs/objects/verify$")[-1].status == 200
 
     lfs_file = api.list_repo_tree(REPO)
@@ -475,19 +339,6 @@ def test_lfs_upload_and_download_through_cdn(hub_server, monkeypatch):
     assert hub_server.file_entry(REPO, "copy.bin").lfs_sha256 == entry.lfs_sha256
     assert not any("xet" in r.path for r in hub_server.requests)
     assert hub_server.unhandled == [] and hub_server.errors == []
-
-
-def test_lfs_multipart_upload(hub_server):
-    hub_server.lfs_mode = "always"
-    hub_server.lfs_multipart_chunk_size = 1_000_000
-    api = HfApi()
-    api.create_repo(REPO)
-    data = os.urandom(2_500_000)
-    api.upload_file(path_or_fileobj=data, path_in_repo="sharded.bin", repo_id=REPO)
-    assert [r.status for r in hub_server.requests_matching("PUT", r"^/lfs-part/")] == [200, 200, 200]
-    assert hub_server.requests_matching("POST", r"/objects/complete/")[-1].status == 200
-    local = hf_hub_download(REPO, "sharded.bin", cache_dir=hub_server.fresh_cache_dir())
-    assert Path(local).read_bytes() == data
 
 
 @pytest.mark.slow
@@ -522,7 +373,7 @@ def test_lfs_100mb_file_roundtrip(hub_server, tmp_path):
     finally:  # don't leave 300 MB behind in pytest's kept tmp dirs
         src.unlink(missing_ok=True)
         shutil.rmtree(cache, ignore_errors=True)
-        hub_server._lfs_path(expected).unlink(missing_ok=True)
+        (hub_server.root / "lfs" / expected).unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -533,8 +384,6 @@ def test_lfs_100mb_file_roundtrip(hub_server, tmp_path):
 def test_token_never_logged_or_leaked(hub_server, capfd):
     api = HfApi()
     api.create_repo(REPO)
-    assert "[fake-hub]" not in capfd.readouterr().err  # quiet by default
-    hub_server.verbose = True  # print the request log to stderr as well
     api.upload_file(path_or_fileobj=b"abc", path_in_repo="a.txt", repo_id=REPO)
     hf_hub_download(REPO, "a.txt", cache_dir=hub_server.fresh_cache_dir())
     errors = []
@@ -547,7 +396,6 @@ def test_token_never_logged_or_leaked(hub_server, capfd):
         with pytest.raises(HfHubHTTPError) as exc:
             call()
         errors.append(exc.value)
-    hub_server.verbose = False
 
     hub_requests = hub_server.requests_matching(origin="hub")
     assert hub_requests and all(r.authenticated for r in hub_requests)  # the token *was* sent ...
@@ -555,7 +403,6 @@ def test_token_never_logged_or_leaked(hub_server, capfd):
     assert "POST /api/models/user/demo/commit/main -> 200" in log
     assert FAKE_TOKEN not in log  # ... but never logged
     out, err = capfd.readouterr()
-    assert "[fake-hub]" in err
     assert FAKE_TOKEN not in out and FAKE_TOKEN not in err
     for e in errors:
         assert FAKE_TOKEN not in str(e) and FAKE_TOKEN not in repr(e)
@@ -565,9 +412,9 @@ def test_token_never_logged_or_leaked(hub_server, capfd):
 def test_restricted_tokens(hub_server):
     hub_server.valid_tokens = {"hf_the_only_good_one"}
     with pytest.raises(HfHubHTTPError) as exc:
-        HfApi().whoami()
+        HfApi().create_repo(REPO)
     assert exc.value.response.status_code == 401
-    assert HfApi(token="hf_the_only_good_one").whoami()["name"] == hub_server.username
+    assert HfApi(token="hf_the_only_good_one").create_repo(REPO).repo_id == REPO
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -590,15 +437,6 @@ def test_model_card_push_to_hub_and_validate_yaml(hub_server):
     assert ModelCard.load(REPO).data.license == "mit"
     assert hub_server.requests_matching("POST", r"^/api/validate-yaml$")
 
-    bad = ModelCard("---\nlicense: [1, 2]\n---\n# bad card\n")
-    with pytest.raises(ValueError, match="license"):
-        bad.validate()
-    head = hub_server.head(REPO)
-    with pytest.raises(ValueError, match="license"):
-        bad.push_to_hub(REPO)  # ModelCard.push_to_hub validates first
-    with pytest.raises(ValueError, match="Invalid metadata in README.md"):
-        api.upload_file(path_or_fileobj=str(bad).encode(), path_in_repo="README.md", repo_id=REPO)  # create_commit
-    assert hub_server.head(REPO) == head
     # Broken YAML never leaves ModelCard (parsed locally), so post it raw.
     resp = httpx2.post(
         f"{hub_server.url}/api/validate-yaml",
@@ -608,23 +446,8 @@ def test_model_card_push_to_hub_and_validate_yaml(hub_server):
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Persistence and subprocess clients
+# Subprocess clients
 # ----------------------------------------------------------------------------------------------------------------------
-
-
-def test_state_survives_a_server_restart(tmp_path):
-    root = tmp_path / "storage"
-    with HubServer(root=root) as first:
-        api = first.api()
-        api.create_repo(REPO)
-        sha = api.upload_file(path_or_fileobj=b"persist", path_in_repo="p.txt", repo_id=REPO).oid
-    second = HubServer(root=root).start()
-    try:
-        assert second.head(REPO) == sha
-        assert second.read_file(REPO, "p.txt") == b"persist"
-        assert second.api().list_repo_files(REPO) == [".gitattributes", "p.txt"]
-    finally:
-        second.stop()
 
 
 def test_subprocess_client_configured_by_env_only(hub_server):
