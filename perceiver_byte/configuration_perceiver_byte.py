@@ -3,13 +3,16 @@ Attention"), applied to raw byte arrays.
 
 A learned latent array (N x D) cross-attends to the byte array (M x C), then a latent Transformer (L self-attention
 layers) refines it; cross-attend + latent Transformer repeat R times, with weights optionally shared between repeats.
-Every field below is read by the model; `validate()` checks them all and names the culprit on a bad value.
+Every field below is read by the model. As transformers' own configs do, each field declares its type and range
+(`@strict` checks them on construction and on assignment) and `validate_architecture` checks the rules between fields.
 """
 
 import math
-from typing import Literal
 
-from transformers import PreTrainedConfig
+# huggingface_hub's @strict and as_validated_field, reached through transformers (remote code imports only torch,
+# numpy, transformers and the standard library)
+from transformers.configuration_utils import PreTrainedConfig, strict
+from transformers.utils.type_validators import activation_fn_key, as_validated_field, interval, positive_int_field
 
 
 SHARING_CHOICES = ("none", "all_but_first", "all")
@@ -57,6 +60,53 @@ def repeat_schedule(sharing: str, num_blocks: int) -> list[int]:
     return [{"none": r, "all_but_first": min(r, 1), "all": 0}[sharing] for r in range(num_blocks)]
 
 
+def rule(ok, allowed: str):
+    """A field validator beyond transformers' own (`interval`, `positive_int_field`, `activation_fn_key`): a
+    ValueError unless `ok(value)`. `@strict` runs the type check first, so `ok` sees a value of the declared type."""
+
+    def check(value):
+        if not ok(value):
+            raise ValueError(f"Value must be {allowed}, got {value!r}.")
+
+    return as_validated_field(check)
+
+
+def one_of(*choices):  # a `Literal` would make a misspelt choice a TypeError; it is a wrong value, a ValueError
+    return rule(lambda value: value in choices, f"one of {choices}")
+
+
+ngram_order_list = rule(
+    lambda orders: all(1 <= n <= MAX_NGRAM_ORDER for n in orders) and len(set(orders)) == len(orders),
+    f"distinct integers between 1 and {MAX_NGRAM_ORDER}, e.g. [2, 3, 4, 5], or [] for byte embeddings only",
+)
+zero_or_odd = rule(lambda k: k == 0 or (k > 0 and k % 2 == 1), "0 (off) or an odd width such as 3 or 5")
+dropout_rate = interval(min=0.0, max=1.0, exclude_max=True)
+finite_positive = interval(min=0.0, max=math.inf, exclude_min=True, exclude_max=True)
+
+
+def plain_errors(cls):
+    """`@strict` reports a bad value as a StrictDataclassError, which is neither the TypeError nor the ValueError that
+    callers catch. So run the same validators first and raise their own errors, saying the field and the value."""
+    strict_setattr = cls.__setattr__
+
+    def __setattr__(self, name, value):
+        for validator in cls.__validators__.get(name, ()):  # the type check, then the field's own
+            try:
+                validator(value)
+            except (TypeError, ValueError) as err:
+                raise type(err)(f"{cls.__name__}.{name}={value!r} is not allowed: {err}") from None
+        strict_setattr(self, name, value)
+
+    def validate(self):  # `validate_architecture`, and transformers' own class validators
+        for validator in cls.__class_validators__:
+            validator(self)
+
+    cls.__setattr__, cls.validate = __setattr__, validate
+    return cls
+
+
+@plain_errors
+@strict
 class PerceiverByteConfig(PreTrainedConfig):
     r"""
     Configuration of [`PerceiverByteModel`] and [`PerceiverByteForSequenceClassification`].
@@ -76,65 +126,65 @@ class PerceiverByteConfig(PreTrainedConfig):
     attribute_map = {"hidden_size": "d_latents", "num_attention_heads": "num_self_attention_heads"}
 
     # --- the byte array (M x C) ---
-    vocab_size: int = 262
+    vocab_size: int = positive_int_field(default=262)
     """Number of input ids: 6 special tokens, then the 256 byte values (byte b has id b + 6)."""
-    d_model: int = 128
+    d_model: int = positive_int_field(default=128)
     """C: channels of the byte array (byte embedding, hashed n-gram embeddings and position encoding)."""
-    ngram_orders: list[int] | tuple[int, ...] = (2, 3, 4, 5, 6)
+    ngram_orders: list[int] | tuple[int, ...] = ngram_order_list(default=(2, 3, 4, 5, 6))
     """Orders n of the hashed byte n-grams: each position adds the embeddings of the n-grams that end there (bytes
     before the row start, and padding, count as [PAD]), so the byte array sees words and their pieces, not single
     bytes. Empty: byte embeddings only (a bag of bytes). Orders between 1 and 8."""
-    ngram_buckets: int = 65536
+    ngram_buckets: int = positive_int_field(default=65536)
     """Rows of the one hash table that all orders share (an n-gram's bucket mixes in its order). Its parameters,
     ngram_buckets * ngram_embedding_size, dominate the model's size on disk."""
-    ngram_embedding_size: int | None = None
+    ngram_embedding_size: int | None = positive_int_field(default=None)
     """Width of the n-gram hash table; None (the default) means d_model. Narrower tables are projected to d_model by a
     Linear: smaller on disk, but at 32 wide they learned topics markedly worse (docs/accuracy.md)."""
-    local_kernel_size: int = 0
+    local_kernel_size: int = zero_or_odd(default=0)
     """Width k (odd) of the local mixing block over the byte array, x + W act(depthwise_conv_k(x)): each position's
     channels see their k neighbours (padding counts as zero). 0 (the default) turns the block off: over the default
     n-grams it made training slower per step and per epoch (docs/accuracy.md)."""
-    downsampling_factor: int = 1
+    downsampling_factor: int = positive_int_field(default=1)
     """s: the byte array is mean-pooled over blocks of s consecutive real bytes before the latents attend to it,
     dividing the cross-attention's cost by s (masked positions are dropped first). 1: no pooling."""
-    position_encoding_type: Literal["fourier", "learned", "none"] = "none"
+    position_encoding_type: str = one_of(*POSITION_ENCODINGS)(default="none")
     """Position encoding added to the byte embeddings: "fourier" (the paper's; any length), "learned" (a table of
     `max_position_embeddings` rows) or "none" (the model then sees a bag of bytes)."""
-    fourier_max_resolution: int = 4096
+    fourier_max_resolution: int = positive_int_field(default=4096)
     """"fourier" only: the paper's maximum resolution mu; frequencies run linearly from 1 to mu / 2. Longer inputs
     still work, the encoding simply continues beyond [-1, 1]."""
-    max_position_embeddings: int = 2048
+    max_position_embeddings: int = positive_int_field(default=2048)
     """"learned" only: rows of the position table, the longest input the model accepts."""
 
     # --- the latent array (N x D) and the repeated blocks ---
-    num_latents: int = 32
+    num_latents: int = positive_int_field(default=32)
     """N: number of latent vectors."""
-    d_latents: int = 128
+    d_latents: int = positive_int_field(default=128)
     """D: channels of each latent vector."""
-    num_blocks: int = 1
+    num_blocks: int = positive_int_field(default=1)
     """R: repeats of (cross-attend, latent Transformer)."""
-    num_self_attends_per_block: int = 2
+    num_self_attends_per_block: int = interval(min=0)(default=2)
     """L: self-attention layers in each latent Transformer."""
-    num_cross_attention_heads: int = 4
+    num_cross_attention_heads: int = positive_int_field(default=4)
     """Heads of each cross-attention (the paper uses 1)."""
-    num_self_attention_heads: int = 4
+    num_self_attention_heads: int = positive_int_field(default=4)
     """Heads of each latent self-attention."""
-    qk_channels: int | None = None
+    qk_channels: int | None = positive_int_field(default=None)
     """Channels of queries and keys, split over the heads; None means d_latents."""
-    v_channels: int | None = None
+    v_channels: int | None = positive_int_field(default=None)
     """Channels of values, split over the heads; None means qk_channels."""
-    cross_attention_widening_factor: int = 1
+    cross_attention_widening_factor: int = positive_int_field(default=1)
     """Hidden width of the MLP after each cross-attention, as a multiple of d_latents."""
-    self_attention_widening_factor: int = 4
+    self_attention_widening_factor: int = positive_int_field(default=4)
     """Hidden width of the MLP after each self-attention, as a multiple of d_latents."""
-    hidden_act: str = "gelu"
+    hidden_act: str = activation_fn_key(default="gelu")
     """Activation of the MLPs: any key of transformers' ACT2FN."""
-    cross_attention_weight_sharing: Literal["none", "all_but_first", "all"] = "all_but_first"
+    cross_attention_weight_sharing: str = one_of(*SHARING_CHOICES)(default="all_but_first")
     """Which repeats share one cross-attention: "none" (R sets), "all_but_first" (the paper: repeat 1 has its own,
     repeats 2..R share one) or "all" (one set for every repeat)."""
-    self_attention_weight_sharing: Literal["none", "all_but_first", "all"] = "all_but_first"
+    self_attention_weight_sharing: str = one_of(*SHARING_CHOICES)(default="all_but_first")
     """The same choice for the latent Transformers (the paper's text admits "all_but_first" and "all")."""
-    cross_attention_chunk_size: int | None = None
+    cross_attention_chunk_size: int | None = positive_int_field(default=None)
     """If set and the input is longer, each cross-attention streams the byte array in chunks of this many bytes (online
     softmax: the same result, memory bounded in the input length; always in the absorbed form). None: whole."""
     cross_attention_normalize_values: bool = False
@@ -143,19 +193,18 @@ class PerceiverByteConfig(PreTrainedConfig):
     that it starts at unit scale like a normalised one; an n-gram's embedding can then grow and weigh more in the
     latents' averages, as a TF-IDF weight would. Measured in docs/accuracy.md: better on topics, same on UDHR."""
     cross_attention_absorb_projections: bool | None = None
-    """How cross-attention computes (both give the same result): True, the absorbed form, which folds the key/value
-    projections into the N latent queries and outputs and attends to the normalised byte array itself, 4*h*N*C
-    multiply-adds per byte per repeat, no keys or values formed; False, the projected form, keys and values of every
-    byte (2*C*(K+V) per byte, once per distinct cross-attention) and 2*N*(K+V) per byte per repeat. None: the cheaper."""
+    """How cross-attention computes (both give the same result; costs in `PerceiverByteAttention`): True, the absorbed
+    form (the key/value projections folded into the N latent queries and outputs: no keys or values are formed);
+    False, the projected form (keys and values of every byte); None: the one with fewer multiply-adds per byte."""
 
     # --- regularisation and initialisation ---
-    attention_dropout: float = 0.0
+    attention_dropout: int | float = dropout_rate(default=0.0)
     """Dropout on the attention probabilities."""
-    hidden_dropout: float = 0.0
+    hidden_dropout: int | float = dropout_rate(default=0.0)
     """Dropout on the output of every attention and MLP, before the residual sum."""
-    layer_norm_eps: float = 1e-5
+    layer_norm_eps: int | float = finite_positive(default=1e-5)
     """Epsilon of every LayerNorm."""
-    initializer_range: float = 0.05
+    initializer_range: int | float = finite_positive(default=0.05)
     """Standard deviation of the normal initialisation of weights, embeddings and latents. 0.05 is about PyTorch's
     own Linear scale at 128 channels; BERT's 0.02 learned topics markedly worse in 3 epochs (docs/accuracy.md)."""
 
@@ -168,7 +217,7 @@ class PerceiverByteConfig(PreTrainedConfig):
     """Id of [EOS]."""
 
     def __post_init__(self, **kwargs):
-        num_labels = kwargs.get("num_labels")  # read by the base class before validate() could name it
+        num_labels = kwargs.get("num_labels")  # the base class builds id2label from it before any validator runs
         if num_labels is not None and (isinstance(num_labels, bool) or not isinstance(num_labels, int)):
             kind = type(num_labels).__name__
             raise TypeError(f"PerceiverByteConfig.num_labels must be an int, got {num_labels!r} ({kind}).")
@@ -177,6 +226,7 @@ class PerceiverByteConfig(PreTrainedConfig):
                 f"PerceiverByteConfig.num_labels={num_labels!r} is not allowed: use an integer >= 1 (1: regression)."
             )
         super().__post_init__(**kwargs)
+        self.ngram_orders = list(self.ngram_orders)  # JSON gives a list; keep one type for comparisons
         if getattr(self, "auto_map", None) is None:
             # `save_pretrained` records only the saved class; the full map lets every Auto class load remote code.
             self.auto_map = {
@@ -184,7 +234,45 @@ class PerceiverByteConfig(PreTrainedConfig):
                 "AutoModel": "modeling_perceiver_byte.PerceiverByteModel",
                 "AutoModelForSequenceClassification": "modeling_perceiver_byte.PerceiverByteForSequenceClassification",
             }
-        self.validate()
+
+    def validate_architecture(self):
+        """The rules between fields (`@strict` runs this after construction; `validate()` runs it again)."""
+        if self.vocab_size < 262:  # here rather than on the field: transformers' common tests set a smaller one
+            raise ValueError(
+                f"PerceiverByteConfig.vocab_size={self.vocab_size} is not allowed: use at least 262 (6 special "
+                "tokens + 256 byte values)."
+            )
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            if not 0 <= getattr(self, name) < self.vocab_size:
+                raise ValueError(
+                    f"PerceiverByteConfig.{name}={getattr(self, name)} is not allowed: use an id in [0, vocab_size="
+                    f"{self.vocab_size})."
+                )
+        if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
+            raise ValueError(
+                f"PerceiverByteConfig.problem_type={self.problem_type!r} is not allowed: choose None or one of "
+                f"{PROBLEM_TYPES}."
+            )
+        chunk, s = self.cross_attention_chunk_size, self.downsampling_factor
+        if chunk is not None and chunk % s:
+            raise ValueError(
+                f"PerceiverByteConfig.cross_attention_chunk_size={chunk} must be a multiple of downsampling_factor={s}, "
+                "so that no pooled block straddles two chunks."
+            )
+        if self.position_encoding_type == "fourier" and self.d_model % 2:
+            raise ValueError(
+                f"PerceiverByteConfig.d_model={self.d_model} is not allowed with position_encoding_type='fourier': its "
+                "features come in sin/cos pairs, so use an even d_model."
+            )
+        qk, v = self.attention_qk_channels, self.attention_v_channels
+        for heads in ("num_cross_attention_heads", "num_self_attention_heads"):
+            n = getattr(self, heads)
+            if qk % n or v % n:
+                raise ValueError(
+                    f"PerceiverByteConfig.{heads}={n} must divide the query/key channels ({qk}) and the value "
+                    f"channels ({v}); change {heads}, d_latents, qk_channels or v_channels (None: they follow "
+                    "d_latents)."
+                )
 
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path, **kwargs):
@@ -203,7 +291,8 @@ class PerceiverByteConfig(PreTrainedConfig):
         if "model_type" in config_dict:
             check_config_file(config_dict, str(config_dict.get("_name_or_path") or "config.json"))
         out = super().from_dict(config_dict, **kwargs)
-        # from_dict sets keyword overrides (from_pretrained(..., num_latents=...)) after __post_init__: check again
+        # keyword overrides (from_pretrained(..., num_latents=...)) are set one by one after construction: each field
+        # is checked as it is set, the rules between fields here
         (out[0] if isinstance(out, tuple) else out).validate()
         return out
 
@@ -235,9 +324,9 @@ class PerceiverByteConfig(PreTrainedConfig):
     @classmethod
     def paper_imagenet(cls, **kwargs) -> "PerceiverByteConfig":
         """The paper's ImageNet architecture over a byte array of C=64 channels: N=512, D=1024, 8 cross-attends with
-        1 head (repeats 2..8 share one), 6 latent self-attention layers of 8 heads, and the paper's plain input array (byte
-        embeddings, no n-grams or local mixing). The paper's 44.9M parameters are
-        only reached with one latent Transformer for all 8 repeats, so that is the reading used here."""
+        1 head (repeats 2..8 share one), 6 latent self-attention layers of 8 heads, and the paper's plain input array
+        (byte embeddings, no n-grams or local mixing). The paper's 44.9M parameters are only reached with one latent
+        Transformer for all 8 repeats, so that is the reading used here."""
         preset = dict(
             num_latents=512, d_latents=1024, d_model=64, num_blocks=8, num_self_attends_per_block=6,
             num_cross_attention_heads=1, num_self_attention_heads=8, cross_attention_widening_factor=1,
@@ -246,97 +335,6 @@ class PerceiverByteConfig(PreTrainedConfig):
             cross_attention_normalize_values=True,
         )  # fmt: skip
         return cls(**{**preset, **kwargs})
-
-    # ------------------------------------------------------------------ validation
-    def validate(self):
-        """Check every field; raise TypeError/ValueError naming the field, its value and what is allowed."""
-
-        def check(name, kind, ok, allowed):
-            value = getattr(self, name)
-            if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-                raise TypeError(f"PerceiverByteConfig.{name} must be an int, got {value!r} ({type(value).__name__}).")
-            if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise TypeError(f"PerceiverByteConfig.{name} must be a number, got {value!r} ({type(value).__name__}).")
-            if kind is str and not isinstance(value, str):
-                raise TypeError(f"PerceiverByteConfig.{name} must be a string, got {value!r} ({type(value).__name__}).")
-            if not ok(value):
-                raise ValueError(f"PerceiverByteConfig.{name}={value!r} is not allowed: {allowed}.")
-
-        positive = (lambda v: v >= 1, "use an integer >= 1")
-        for name in ("d_model", "num_latents", "d_latents", "num_blocks", "num_cross_attention_heads",
-                     "num_self_attention_heads", "cross_attention_widening_factor",
-                     "self_attention_widening_factor", "fourier_max_resolution", "max_position_embeddings"):  # fmt: skip
-            check(name, int, *positive)
-        check("num_self_attends_per_block", int, lambda v: v >= 0, "use an integer >= 0")
-        check("vocab_size", int, lambda v: v >= 262, "use at least 262 (6 special tokens + 256 byte values)")
-        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
-            check(name, int, lambda v: 0 <= v < self.vocab_size, f"use an id in [0, vocab_size={self.vocab_size})")
-        if not isinstance(self.ngram_orders, (list, tuple)):
-            kind = type(self.ngram_orders).__name__
-            raise TypeError(f"PerceiverByteConfig.ngram_orders must be a list of ints, got {self.ngram_orders!r} ({kind}).")
-        self.ngram_orders = list(self.ngram_orders)  # JSON gives a list; keep one type for comparisons
-        orders = self.ngram_orders
-        if not all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_NGRAM_ORDER for n in orders) or (
-            len(set(orders)) != len(orders)
-        ):
-            raise ValueError(
-                f"PerceiverByteConfig.ngram_orders={orders!r} is not allowed: use distinct integers between 1 and "
-                f"{MAX_NGRAM_ORDER}, e.g. [2, 3, 4, 5], or [] for byte embeddings only."
-            )
-        check("ngram_buckets", int, *positive)
-        check("downsampling_factor", int, *positive)
-        check("local_kernel_size", int, lambda v: v == 0 or (v >= 1 and v % 2 == 1),
-              "use 0 (off) or an odd width such as 3 or 5 (the block is centred on each byte)")  # fmt: skip
-        for name in ("qk_channels", "v_channels", "ngram_embedding_size", "cross_attention_chunk_size"):
-            if getattr(self, name) is not None:
-                check(name, int, *positive)
-        if not isinstance(self.cross_attention_normalize_values, bool):
-            value = self.cross_attention_normalize_values
-            raise TypeError(
-                f"PerceiverByteConfig.cross_attention_normalize_values must be True or False, got {value!r} "
-                f"({type(value).__name__})."
-            )
-        absorb = self.cross_attention_absorb_projections
-        if absorb is not None and not isinstance(absorb, bool):
-            raise TypeError(
-                "PerceiverByteConfig.cross_attention_absorb_projections must be True, False or None (the cheaper), got "
-                f"{absorb!r} ({type(absorb).__name__})."
-            )
-        for name in ("attention_dropout", "hidden_dropout"):
-            check(name, float, lambda v: 0.0 <= v < 1.0, "use a probability in [0, 1)")
-        finite_positive = lambda v: math.isfinite(v) and v > 0  # noqa: E731
-        check("layer_norm_eps", float, finite_positive, "use a small positive number such as 1e-5")
-        check("initializer_range", float, finite_positive, "use a positive standard deviation such as 0.05")
-        check("num_labels", int, lambda v: v >= 1, "use an integer >= 1 (1: regression)")
-        if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
-            raise ValueError(
-                f"PerceiverByteConfig.problem_type={self.problem_type!r} is not allowed: choose None or one of "
-                f"{PROBLEM_TYPES}."
-            )
-        check("position_encoding_type", str, lambda v: v in POSITION_ENCODINGS, f"choose one of {POSITION_ENCODINGS}")
-        for name in ("cross_attention_weight_sharing", "self_attention_weight_sharing"):
-            check(name, str, lambda v: v in SHARING_CHOICES, f"choose one of {SHARING_CHOICES}")
-        from transformers.activations import ACT2FN
-
-        check("hidden_act", str, lambda v: v in ACT2FN, "use a name from transformers.activations.ACT2FN, e.g. 'gelu'")
-        chunk, s = self.cross_attention_chunk_size, self.downsampling_factor
-        if chunk is not None and chunk % s:
-            raise ValueError(
-                f"PerceiverByteConfig.cross_attention_chunk_size={chunk} must be a multiple of downsampling_factor={s}, "
-                "so that no pooled block straddles two chunks."
-            )
-        if self.position_encoding_type == "fourier":
-            check("d_model", int, lambda v: v % 2 == 0, "Fourier position features come in sin/cos pairs: use an even d_model")
-        qk = self.qk_channels or self.d_latents
-        v = self.v_channels or qk
-        for heads in ("num_cross_attention_heads", "num_self_attention_heads"):
-            n = getattr(self, heads)
-            if qk % n or v % n:
-                raise ValueError(
-                    f"PerceiverByteConfig.{heads}={n} must divide the query/key channels ({qk}) and the value "
-                    f"channels ({v}); change {heads}, d_latents, qk_channels or v_channels (None: they follow "
-                    "d_latents)."
-                )
 
 
 __all__ = ["PerceiverByteConfig"]

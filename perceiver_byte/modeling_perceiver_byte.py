@@ -5,8 +5,9 @@ queries from the latents, keys and values from the bytes), then a latent Transfo
 refines it. Cross-attend + latent Transformer repeat R times; weights are shared between repeats by a schedule over
 unique modules. The latents are averaged and projected to logits. Cost: O(M*N) + O(R*L*N^2), linear in M.
 
-Read from top to bottom: attention function, attention module, MLP, the two layers, the byte array,
-`PerceiverBytePreTrainedModel`, `PerceiverByteModel`, `PerceiverByteForSequenceClassification`.
+Read from top to bottom: attention functions, attention module, MLP, the two layers, the byte array, the byte source
+(the byte array in the form the cross-attentions read), `PerceiverBytePreTrainedModel`, `PerceiverByteModel`,
+`PerceiverByteForSequenceClassification`.
 Shapes: B batch, M bytes, C = d_model, N = num_latents, D = d_latents, h heads, dk/dv channels per head.
 """
 
@@ -64,12 +65,13 @@ def streamed_attention_forward(module, query, chunks, scaling, dropout=0.0):
 class PerceiverByteAttention(nn.Module):
     """Multi-head attention with queries from the latents.
 
-    Self-attention (`kv_dim=None`) projects Q, K and V with one matmul. Cross-attention runs in one of two forms that
-    compute the same thing:
+    Self-attention (`kv_dim=None`) projects Q, K and V with one matmul. Cross-attention reads a `PerceiverByteSource`,
+    in one of two forms that compute the same thing:
     - projected: K and V of the byte array with one matmul (`project_kv`), which repeats sharing this module reuse;
     - absorbed: the key and value projections (and the byte array's LayerNorm affine) are folded into the N queries
       and the N outputs (`absorbed_projections`), so that attention runs over the normalised byte array itself and
       no (M x K) keys or (M x V) values are ever formed: per byte 4*h*N*C multiply-adds instead of 2*C*(K+V) + 2*N*(K+V).
+      Whole, or streamed: chunk by chunk with an online softmax (`streamed_attention_forward`).
     """
 
     is_causal = False  # transformers' SDPA path would otherwise default to a causal mask
@@ -78,8 +80,8 @@ class PerceiverByteAttention(nn.Module):
         super().__init__()
         self.config = config
         self.num_heads = num_heads
-        self.qk_channels = config.qk_channels or config.d_latents
-        self.v_channels = config.v_channels or self.qk_channels
+        self.qk_channels = config.attention_qk_channels
+        self.v_channels = config.attention_v_channels
         self.scaling = (self.qk_channels // num_heads) ** -0.5
         self.attention_dropout = config.attention_dropout
         self.is_cross_attention = kv_dim is not None
@@ -127,25 +129,24 @@ class PerceiverByteAttention(nn.Module):
             self, query, key, value, attention_mask, dropout=dropout, scaling=self.scaling, **kwargs
         )
 
-    def forward(self, hidden_states, key=None, value=None, attention_mask=None, normalized_bytes=None, norm=None,
-                **kwargs):  # fmt: skip
-        # hidden_states (B, N, D) -> (B, N, D), attention weights (B, h, N, M) or None. Self-attention: no other input.
-        # Cross-attention, projected: key (B, h, M, dk), value (B, h, M, dv) from `project_kv`. Absorbed: the byte
-        # array that keys and values are made of, (normalised (B, M, C), values (B, M, C)), or a callable yielding
-        # chunks of them, ((B, c, C), (B, c, C) or None: the normalised, mask); and `norm`, the LayerNorm whose affine
-        # (gamma, beta) is folded in.
-        if normalized_bytes is not None:
-            return self.forward_absorbed(hidden_states, normalized_bytes, attention_mask, norm, **kwargs)
-        if self.is_cross_attention:
+    def forward(self, hidden_states, source=None, tensors=(), norm=None, **kwargs):
+        # hidden_states (B, N, D) -> (B, N, D), attention weights (B, h, N, M) or None. Self-attention: nothing else.
+        # Cross-attention: the `PerceiverByteSource`, the `tensors` it gave this module (projected: key (B, h, M, dk)
+        # and value (B, h, M, dv); absorbed: the normalised byte array and what the values are made of, (B, M, C)
+        # each; streamed: none) and `norm`, the byte array's LayerNorm, whose affine the absorbed form folds in.
+        if source is not None and source.absorbed:
+            return self.forward_absorbed(hidden_states, source, tensors, norm, **kwargs)
+        if source is not None:
             query = self.split_heads(self.q_proj(hidden_states))  # (B, h, N, dk)
+            (key, value), attention_mask = tensors, source.mask
         else:
             qkv = self.qkv_proj(hidden_states).split([self.qk_channels, self.qk_channels, self.v_channels], dim=-1)
-            query, key, value = (self.split_heads(t) for t in qkv)  # (B, h, N, d) each
+            (query, key, value), attention_mask = (self.split_heads(t) for t in qkv), None  # (B, h, N, d) each
         output, weights = self.attend(query, key, value, attention_mask, **kwargs)
         output = self.o_proj(output.reshape(*hidden_states.shape[:-1], -1))  # (B, N, h*dv) -> (B, N, D)
         return output, weights
 
-    def forward_absorbed(self, hidden_states, normalized_bytes, attention_mask, norm, **kwargs):
+    def forward_absorbed(self, hidden_states, source, tensors, norm, **kwargs):
         batch, num_latents = hidden_states.shape[:2]
         w_k, w_v, b_v = self.absorbed_projections(norm)
         query = torch.matmul(self.split_heads(self.q_proj(hidden_states)), w_k)  # (B, h, N, dk) @ (h, dk, C)
@@ -154,13 +155,13 @@ class PerceiverByteAttention(nn.Module):
         # with dropout the probabilities no longer sum to 1: a channel of ones in the values sums them
         count = self.training and self.attention_dropout > 0
         as_values = (lambda x: F.pad(x, (0, 1), value=1.0)) if count else (lambda x: x)
-        if callable(normalized_bytes):  # streamed: chunks of (key, value, mask), online softmax
-            chunks = ((x[:, None], as_values((x if v is None else v)[:, None]), mask) for x, v, mask in normalized_bytes())
+        if source.streamed:  # chunks of (key, value, mask), online softmax
+            chunks = ((x[:, None], as_values(v[:, None]), mask) for x, v, mask in source.chunks())
             dropout = self.attention_dropout if self.training else 0.0
             output, weights = streamed_attention_forward(self, query, chunks, self.scaling, dropout), None
         else:
-            key, value = (x[:, None] for x in normalized_bytes)  # (B, 1, M, C) each
-            output, weights = self.attend(query, key, as_values(value), attention_mask, **kwargs)
+            normalized, values = (x[:, None] for x in tensors)  # (B, 1, M, C) each
+            output, weights = self.attend(query, normalized, as_values(values), source.mask, **kwargs)
         output = output.reshape(batch, self.num_heads, num_latents, -1)  # (B, h*N, 1, C) -> (B, h, N, C or C + 1)
         channels = w_v.shape[1]
         sums = output[..., channels:] if count else 1.0  # (B, h, N, 1): each query's probability mass
@@ -201,17 +202,10 @@ class PerceiverByteCrossAttentionLayer(GradientCheckpointingLayer):
         affine = None if values is None else values * (norm.weight * self.cross_attn.value_scale) + norm.bias
         return self.cross_attn.project_kv(norm(byte_array), affine)
 
-    def forward(self, hidden_states, key=None, value=None, attention_mask=None, normalized_bytes=None, byte_values=None,
-                **kwargs):  # fmt: skip
-        # hidden_states (B, N, D) -> (B, N, D). Projected form: key/value from `project_kv`. Absorbed form: the byte
-        # array after LayerNorm without affine (B, M, C) and what the values are made of (B, M, C), each its own
-        # argument so that reentrant checkpointing sees both; or a callable yielding chunks (see the attention).
-        norm = None if normalized_bytes is None else self.inputs_norm
-        if normalized_bytes is not None and not callable(normalized_bytes):
-            normalized_bytes = (normalized_bytes, normalized_bytes if byte_values is None else byte_values)
-        attended, _ = self.cross_attn(
-            self.latents_norm(hidden_states), key, value, attention_mask, normalized_bytes, norm, **kwargs
-        )
+    def forward(self, hidden_states, source, *tensors, **kwargs):
+        # hidden_states (B, N, D) -> (B, N, D). source: the `PerceiverByteSource`; tensors: what `source.tensors(i)`
+        # gave this layer, passed positionally so that reentrant gradient checkpointing sees them.
+        attended, _ = self.cross_attn(self.latents_norm(hidden_states), source, tensors, self.inputs_norm, **kwargs)
         hidden_states = hidden_states + self.dropout(attended)
         return hidden_states + self.dropout(self.mlp(self.mlp_norm(hidden_states)))
 
@@ -392,6 +386,79 @@ def left_align(attention_mask, *tensors):
     return out
 
 
+class PerceiverByteSource:
+    """What the cross-attentions attend to, built once per forward: the byte array (B, M / s, C) in one of three forms.
+    - projected: keys and values of every byte, projected once per unique cross-attention (repeats that share one
+      reuse them);
+    - absorbed: the byte array after a LayerNorm without affine (each cross-attention folds in its own affine and its
+      key/value projections, see `PerceiverByteAttention`), with what the values are made of;
+    - streamed: the absorbed form chunk by chunk, for inputs longer than `cross_attention_chunk_size`; each chunk is
+      built when a cross-attention asks for it, so the whole byte array never exists.
+    A cross-attention layer is called as `layer(latents, source, *source.tensors(i))`: its tensors travel as
+    positional arguments, the only ones that reentrant gradient checkpointing sees."""
+
+    def __init__(self, model, input_ids, inputs_embeds, attention_mask, output_attentions=False):
+        self.model, self.config = model, model.config
+        data = input_ids if inputs_embeds is None else inputs_embeds
+        self.length = data.shape[1]
+        if attention_mask is not None and self.config.downsampling_factor > 1:
+            attention_mask, input_ids, inputs_embeds = left_align(attention_mask, input_ids, inputs_embeds)
+        self.inputs = input_ids, inputs_embeds, attention_mask
+        self.position_ids = model.embeddings.position_ids(attention_mask, self.length, data.device)
+        # a row without one real byte attends to all of its positions: masking them all would leave SDPA kernels a
+        # softmax over -inf-like scores, whose backward some get wrong (float32 rounds away the log-sum-exp)
+        self.empty_rows = None if attention_mask is None else ~attention_mask.bool().any(-1, keepdim=True)  # (B, 1)
+        chunk = self.config.cross_attention_chunk_size
+        # output_attentions needs the (B, h, N, M) weights, which the streamed form never forms: then the whole array
+        self.streamed = chunk is not None and self.length > chunk and not output_attentions
+        self.absorbed = self.streamed or model.absorbs_projections()
+        self.keys_values = {}  # projected form: unique cross-attention -> its keys and values
+        if not self.streamed:
+            self.byte_array, self.mask = self.build()  # (B, M / s, C), additive (B, 1, 1, M / s) or None
+            if self.absorbed:
+                self.normalized = self.normalize(self.byte_array)  # one for every cross-attention
+
+    def build(self, start=0, end=None):
+        # positions [start, end) -> byte array (B, L, C), additive mask (B, 1, 1, L) or None
+        array, keep = self.model.embeddings(*self.inputs, self.position_ids, start, end)
+        if self.empty_rows is None:
+            return array, None
+        return array, (~(keep | self.empty_rows))[:, None, None, :].to(array.dtype) * torch.finfo(array.dtype).min
+
+    def normalize(self, array):  # LayerNorm without affine: each cross-attention folds in its own gamma and beta
+        return F.layer_norm(array, array.shape[-1:], eps=self.config.layer_norm_eps)
+
+    def values_of(self, array, normalized):  # what the absorbed form's values are made of
+        return normalized if self.config.cross_attention_normalize_values else array
+
+    def tensors(self, index: int) -> tuple:
+        """What cross-attention `index` reads. Projected: its key (B, h, M, dk) and value (B, h, M, dv), computed once;
+        absorbed: the normalised byte array and what the values are made of, (B, M, C) each; streamed: nothing."""
+        if self.streamed:
+            return ()
+        if self.absorbed:
+            return self.normalized, self.values_of(self.byte_array, self.normalized)
+        if index not in self.keys_values:
+            values = None if self.config.cross_attention_normalize_values else self.byte_array
+            self.keys_values[index] = self.model.cross_layers[index].project_kv(self.byte_array, values)
+        return self.keys_values[index]
+
+    def chunks(self):
+        """The streamed form: (normalised (B, c, C), values (B, c, C), additive mask (B, 1, 1, c) or None) per chunk
+        of `cross_attention_chunk_size` bytes (c = that / s)."""
+        chunk = self.config.cross_attention_chunk_size
+        for start in range(0, self.length, chunk):
+            array, mask = self.build(start, min(start + chunk, self.length))
+            normalized = self.normalize(array)
+            yield normalized, self.values_of(array, normalized), mask
+
+
+def cheap_to_read(tensor) -> bool:
+    """Whether checking `tensor`'s values is free: it is on the CPU (on an accelerator the host would wait for the
+    device) and torch.compile is not tracing (reading a value would break the graph)."""
+    return tensor.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
 class PerceiverBytePreTrainedModel(PreTrainedModel):
     config: PerceiverByteConfig
     config_class = PerceiverByteConfig
@@ -498,7 +565,10 @@ class PerceiverByteModel(PerceiverBytePreTrainedModel):
         self.embeddings.byte_embeddings = value
 
     def check_inputs(self, input_ids, attention_mask, inputs_embeds):
-        """Clear errors for malformed inputs, before torch raises an obscure one from deep inside."""
+        """Clear errors for malformed inputs, before torch raises an obscure one from deep inside. The checks of values
+        (ids in range, a 0/1 mask) run on CPU tensors only: on an accelerator, reading a value makes the host wait for
+        the device at every step. There the tokenizer and the collator make the values (and nn.Embedding still stops
+        at an id out of range)."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `input_ids` (B, M) or `inputs_embeds` (B, M, d_model).")
         arguments = {"input_ids": input_ids, "attention_mask": attention_mask, "inputs_embeds": inputs_embeds}
@@ -516,7 +586,7 @@ class PerceiverByteModel(PerceiverBytePreTrainedModel):
                     "return_tensors='pt'), or .long()."
                 )
             shape = tuple(input_ids.shape)
-            if not torch.compiler.is_compiling() and input_ids.numel() > 0:
+            if cheap_to_read(input_ids) and input_ids.numel() > 0:
                 low, high = int(input_ids.min()), int(input_ids.max())
                 if low < 0 or high >= self.config.vocab_size:
                     raise ValueError(
@@ -549,7 +619,7 @@ class PerceiverByteModel(PerceiverBytePreTrainedModel):
                     f"`attention_mask` must have the shape of the input, (batch, length) = {shape}, and a real dtype; "
                     f"got {attention_mask.dtype} of shape {tuple(attention_mask.shape)}."
                 )
-            if not torch.compiler.is_compiling() and not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+            if cheap_to_read(attention_mask) and not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
                 raise ValueError("`attention_mask` must hold 1 for real bytes and 0 for padding, nothing else.")
         if self.config.position_encoding_type == "learned" and shape[1] > self.config.max_position_embeddings:
             raise ValueError(
@@ -563,68 +633,23 @@ class PerceiverByteModel(PerceiverBytePreTrainedModel):
         (None) when that form needs fewer multiply-adds per byte. Streamed (chunked) inputs always use it."""
         if self.config.cross_attention_absorb_projections is not None:
             return self.config.cross_attention_absorb_projections
-        attention, config = self.cross_layers[0].cross_attn, self.config
-        channels = attention.qk_channels + attention.v_channels  # K + V
+        config = self.config
+        channels = config.attention_qk_channels + config.attention_v_channels  # K + V
         projected = (len(self.cross_layers) * config.d_model + config.num_blocks * config.num_latents) * channels
-        absorbed = config.num_blocks * 2 * attention.num_heads * config.num_latents * config.d_model
+        absorbed = config.num_blocks * 2 * config.num_cross_attention_heads * config.num_latents * config.d_model
         return absorbed < projected
 
     @capture_outputs
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, **kwargs: Unpack[TransformersKwargs]):
         self.check_inputs(input_ids, attention_mask, inputs_embeds)
-        source = input_ids if inputs_embeds is None else inputs_embeds
-        batch, length = source.shape[:2]
-        if attention_mask is not None and self.config.downsampling_factor > 1:
-            attention_mask, input_ids, inputs_embeds = left_align(attention_mask, input_ids, inputs_embeds)
-        position_ids = self.embeddings.position_ids(attention_mask, length, source.device)
-        # a row without one real byte attends to all of its positions: masking them all would leave SDPA kernels a
-        # softmax over -inf-like scores, whose backward some get wrong (float32 rounds away the log-sum-exp)
-        empty_rows = None if attention_mask is None else ~attention_mask.bool().any(-1, keepdim=True)  # (B, 1)
-
-        def byte_array(start=0, end=None):  # -> byte array (B, L, C), additive mask (B, 1, 1, L) or None
-            array, keep = self.embeddings(input_ids, inputs_embeds, attention_mask, position_ids, start, end)
-            if attention_mask is None:
-                return array, None
-            return array, (~(keep | empty_rows))[:, None, None, :].to(array.dtype) * torch.finfo(array.dtype).min
-
-        def normalize(array):  # LayerNorm without affine: each cross-attention folds in its own gamma and beta
-            return F.layer_norm(array, array.shape[-1:], eps=self.config.layer_norm_eps)
-
-        def values_of(array):  # what the values are made of when not the normalised array (None: they are)
-            return None if self.config.cross_attention_normalize_values else array
-
-        chunk = self.config.cross_attention_chunk_size
-        # output_attentions needs the (B, h, N, M) weights, which the streaming path never forms: use the whole path
-        chunked = chunk is not None and length > chunk and not kwargs.get("output_attentions")
-        absorbed = chunked or self.absorbs_projections()
-        if chunked:  # the byte array is never built whole: each cross-attention streams it chunk by chunk
-
-            def normalized_bytes():
-                for start in range(0, length, chunk):
-                    array, mask = byte_array(start, min(start + chunk, length))  # (B, c / s, C)
-                    yield normalize(array), values_of(array), mask
-
-            byte_values = None  # in the chunks
-        else:
-            whole, mask = byte_array()  # (B, M / s, C)
-            normalized_bytes = normalize(whole) if absorbed else None  # one for every cross-attention
-            byte_values = values_of(whole)
-
+        batch = (input_ids if inputs_embeds is None else inputs_embeds).shape[0]
+        source = PerceiverByteSource(self, input_ids, inputs_embeds, attention_mask, kwargs.get("output_attentions"))
         latents = self.latents.expand(batch, -1, -1)  # (B, N, D)
-        keys_values = {}  # projected form: unique cross-attention -> its keys and values, computed once
-        num_layers = self.config.num_self_attends_per_block
-        for cross_index, block_index in zip(self.cross_schedule, self.self_schedule):
-            cross_layer = self.cross_layers[cross_index]
-            if absorbed:
-                latents = cross_layer(latents, None, None, None if chunked else mask, normalized_bytes, byte_values,
-                                      **kwargs)  # fmt: skip
-            else:
-                if cross_index not in keys_values:
-                    keys_values[cross_index] = cross_layer.project_kv(whole, byte_values)  # (B,h,M,dk), (B,h,M,dv)
-                latents = cross_layer(latents, *keys_values[cross_index], mask, **kwargs)
-            for layer in self.self_layers[block_index * num_layers : (block_index + 1) * num_layers]:
+        layers = self.config.num_self_attends_per_block
+        for cross_index, self_index in zip(self.cross_schedule, self.self_schedule):  # the R repeats
+            latents = self.cross_layers[cross_index](latents, source, *source.tensors(cross_index), **kwargs)
+            for layer in self.self_layers[self_index * layers : (self_index + 1) * layers]:  # the latent Transformer
                 latents = layer(latents, **kwargs)
-
         return BaseModelOutputWithPoolingAndCrossAttentions(last_hidden_state=latents, pooler_output=latents.mean(1))
 
 
@@ -663,7 +688,7 @@ def sequence_classification_loss(logits, labels, config: PerceiverByteConfig):
                 f"`labels`: single_label_classification needs integer class ids of shape ({batch},); got "
                 f"{labels.dtype} of shape {tuple(labels.shape)}."
             )
-        if not torch.compiler.is_compiling():
+        if cheap_to_read(labels):  # on an accelerator, cross_entropy stops at a class id out of range
             valid = ((labels >= 0) & (labels < num_labels)) | (labels == -100)
             if not bool(valid.all()):
                 raise ValueError(

@@ -132,8 +132,7 @@ def test_output_attentions_works_under_sdpa():
 def expected_parameter_count(config: PerceiverByteConfig) -> int:
     """Counted by hand from the architecture, independently of the model code."""
     C, D, N, R, L = config.d_model, config.d_latents, config.num_latents, config.num_blocks, config.num_self_attends_per_block
-    qk = config.qk_channels or D
-    v = config.v_channels or qk
+    qk, v = config.attention_qk_channels, config.attention_v_channels
 
     def linear(i, o):
         return i * o + o
@@ -379,7 +378,7 @@ def test_every_config_field_is_read_by_the_model():
     config_class = configuration.PerceiverByteConfig
     derived = [getattr(config_class, name).fget for name in ("attention_qk_channels", "attention_v_channels",
                                                              "cross_attention_schedule", "self_attention_schedule")]
-    source = inspect.getsource(modeling) + inspect.getsource(config_class.validate)
+    source = inspect.getsource(modeling) + inspect.getsource(config_class.validate_architecture)
     source += "".join(inspect.getsource(f) for f in derived).replace("self.", "config.")  # read through a property
     own = [f.name for f in dataclasses.fields(PerceiverByteConfig) if f.name in PerceiverByteConfig.__annotations__]
     assert len(own) >= 20
@@ -584,3 +583,18 @@ def test_config_of_an_older_version_keeps_its_byte_array(tmp_path):
     assert loaded.config.ngram_orders == [] and loaded.config.local_kernel_size == 0
     ids, mask = tiny_inputs()
     torch.testing.assert_close(loaded(ids, attention_mask=mask).logits, model(ids, attention_mask=mask).logits)
+
+
+@pytest.mark.parametrize(
+    "form", [dict(), dict(cross_attention_absorb_projections=False), dict(cross_attention_chunk_size=8)]
+)
+def test_forward_and_loss_read_no_values_off_the_host(form):
+    """On an accelerator, reading a tensor's value (`.item()`, `int()`, `bool()`) makes the host wait for the device.
+    Meta tensors stand in for an accelerator's: they have no values, so any such read in the forward, the loss or the
+    backward would raise here."""
+    with torch.device("meta"):
+        model = PerceiverByteForSequenceClassification(tiny_config(**form)).train()
+    ids, mask = tiny_inputs(length=23)
+    out = model(ids.to("meta"), attention_mask=mask.to("meta"), labels=torch.tensor([0, 1, 2], device="meta"))
+    out.loss.backward()
+    assert out.logits.shape == (3, 3)
