@@ -7,20 +7,19 @@ Run from the repository root:
 
 Each configuration tokenizes the whole batch in one call; the figure is the median over `--repeats` calls
 (after one warm-up call) of input bytes / time, in MB/s (1 MB = 10**6 bytes), by wall-clock time and by the
-process's CPU time. Inputs are deterministic
-(seeded) and made here; nothing is downloaded.
+process's CPU time. Inputs are deterministic (seeded) and made here; nothing is downloaded.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
 import time
+from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # perceiver_byte, when it is not installed
 
 from perceiver_byte.tokenization_perceiver_byte import PerceiverByteTokenizer
 

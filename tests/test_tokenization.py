@@ -1,5 +1,6 @@
-"""Tests of PerceiverByteTokenizer: id compatibility with transformers' PerceiverTokenizer, raw-byte input,
-batching, truncation, padding, tensors, save/load, decoding, round trips (hypothesis) and DataCollatorWithPadding."""
+"""Tests of PerceiverByteTokenizer: id compatibility with transformers' PerceiverTokenizer, the vectorised batch path
+against the generic one, raw-byte input, batching, truncation, padding, tensors, save/load, decoding, round trips
+(hypothesis) and DataCollatorWithPadding."""
 
 import itertools
 import json
@@ -105,6 +106,46 @@ def test_matches_perceiver_tokenizer_across_options(tok, ref):
     assert checked == 3072
 
 
+def _comparable(result):
+    """An encoding (or the exception a call raised) as plain values: key -> (type, dtype, rows as lists)."""
+    if isinstance(result, Exception):
+        return type(result), str(result)
+    return {
+        key: (type(value).__name__, str(getattr(value, "dtype", "")), [np.asarray(row).tolist() for row in value])
+        for key, value in result.items()
+    }
+
+
+@pytest.mark.filterwarnings("ignore:`max_length` is ignored")
+def test_fast_path_gives_what_the_generic_path_gives(tok):
+    """A batch of str/bytes takes the vectorised path; with split_special_tokens=False (these inputs hold no token
+    string, so the ids are the same) it takes transformers' generic path. Both give the same keys, types, dtypes
+    and values, or the same error, for every option the fast path serves, head+tail and bytes included."""
+    batch = [*TEXTS, PNG, b"", bytearray(b"\x00\xff" * 20), memoryview(b"mv")]
+    options = itertools.product(
+        ["right", "left", "head+tail"],  # truncation side
+        ["right", "left"],  # padding side
+        [False, True, "max_length"],
+        [None, 0, 5, 24],  # max_length
+        [None, 8],  # pad_to_multiple_of
+        [True, False],  # add_special_tokens
+        [None, "np", "pt"],
+    )
+    for truncation_side, padding_side, padding, max_length, multiple, special, tensors in options:
+        kwargs = {
+            "truncation": True, "truncation_side": truncation_side, "padding_side": padding_side, "padding": padding,
+            "max_length": max_length, "pad_to_multiple_of": multiple, "add_special_tokens": special,
+            "return_tensors": tensors, "return_special_tokens_mask": True, "return_length": True,
+        }  # fmt: skip
+        results = []
+        for split in (True, False):
+            try:
+                results.append(_comparable(tok(batch, split_special_tokens=split, **kwargs)))
+            except ValueError as err:
+                results.append(_comparable(err))
+        assert results[0] == results[1], kwargs
+
+
 def test_split_special_tokens_option(tok, ref):
     text = "Paris is the [MASK] of France."
     raw = tok(text)["input_ids"]
@@ -181,6 +222,8 @@ def test_truncation_keeps_room_for_special_tokens(tok):
     assert head_tail == [4, 103, 104, 105, 111, 112, 5]  # 5 bytes kept: 3 from the start, 2 from the end
     pair = tok("abcdef", "xyz", truncation=True, max_length=7)["input_ids"]
     assert pair == [4, 103, 104, 5, 126, 127, 5]
+    # an empty second sequence keeps its [SEP] (transformers' own left truncation drops it)
+    assert tok("abc", "", truncation=True, max_length=4, truncation_side="left")["input_ids"] == [4, 105, 5, 5]
     batch = tok([text, "ab"], truncation=True, max_length=5, padding=True, return_tensors="pt")
     assert batch["input_ids"].tolist() == [[4, 103, 104, 105, 5], [4, 103, 104, 5, 0]]
 
