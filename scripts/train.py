@@ -83,21 +83,20 @@ from __future__ import annotations
 
 import argparse
 import ast
+import csv
 import dataclasses
 import gzip
-import hashlib
-import importlib.util
 import io
 import json
 import logging
 import math
 import os
+import re
 import shutil
 import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -107,7 +106,9 @@ if str(REPO_ROOT) not in sys.path:  # run from a checkout without `pip install -
 import datasets  # noqa: E402
 import evaluate  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 import transformers  # noqa: E402
+from huggingface_hub.errors import StrictDataclassError  # noqa: E402
 from transformers import (  # noqa: E402
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -120,8 +121,13 @@ from transformers import (  # noqa: E402
     TrainingArguments,
     set_seed,
 )
+from transformers.trainer_utils import sort_checkpoints  # noqa: E402
 
+import common  # noqa: E402
 import perceiver_byte  # noqa: E402  (registers the Auto classes)
+import predict  # noqa: E402
+import push_to_hub  # noqa: E402
+from common import TRUNCATION_SIDES, UserError  # noqa: E402
 from perceiver_byte import PerceiverByteConfig, PerceiverByteTokenizer  # noqa: E402
 
 
@@ -153,13 +159,7 @@ TRAINING_DEFAULTS = dict(
 )
 TEXT_COLUMN_CANDIDATES = ("text", "sentence", "content", "document", "bytes", "data", "input", "review")
 LABEL_COLUMN_CANDIDATES = ("label", "labels", "class", "category", "target")
-SPLIT_ALIASES = {"validation": ("validation", "valid", "dev", "val"), "test": ("test",)}
-STATE_HASH_ENV = "PERCEIVER_BYTE_STATE_HASH_DIR"
-TRUNCATION_SIDES = {"head": "right", "tail": "left", "head+tail": "head+tail"}
-
-
-class UserError(ValueError):
-    """A problem with the arguments or the data that the user can fix; the message says what and how."""
+SPLIT_ALIASES = {"train": ("train",), "validation": ("validation", "valid", "dev", "val"), "test": ("test",)}
 
 
 # --------------------------------------------------------------------------------------------- arguments
@@ -265,6 +265,15 @@ class DataArguments:
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenization."})
     overwrite_cache: bool = field(default=False, metadata={"help": "Redo the cached dataset preprocessing."})
 
+    def __post_init__(self):
+        for name, value in (DEFAULTS_FOR_FILES if self.data_dir else DEFAULTS_FOR_TEXT).items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        if self.max_length < 3:
+            raise UserError(f"--max_length {self.max_length}: use at least 3 ([CLS], one byte, [SEP]).")
+        if not 0 < self.validation_split_percentage < 100:
+            raise UserError("--validation_split_percentage must be in (0, 100).")
+
 
 @dataclass
 class RunArguments:
@@ -273,8 +282,8 @@ class RunArguments:
     overwrite_output_dir: bool = field(
         default=False,
         metadata={"help": "Train afresh in an output dir that holds another run: its checkpoint-* (and "
-                          "incomplete-checkpoint-*) folders are removed and other files overwritten. Without it such a dir is resumed from its last "
-                          "checkpoint, or refused when it has none."},
+                          "incomplete-checkpoint-*) folders are removed and other files overwritten. Without it such "
+                          "a dir is resumed from its last checkpoint, or refused when it has none."},
     )  # fmt: skip
     torch_num_threads: int | None = field(
         default=None,
@@ -299,6 +308,10 @@ class RunArguments:
                           "UDHR data, none otherwise)."},
     )  # fmt: skip
 
+    def __post_init__(self):
+        if self.torch_num_threads is not None and self.torch_num_threads < 1:
+            raise UserError("--torch_num_threads must be at least 1.")
+
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Defaults in the help, and the module docstring (with its commands) kept as written."""
@@ -309,19 +322,11 @@ def build_parser() -> HfArgumentParser:
     parser.description = __doc__  # the commands above, verbatim
     parser.formatter_class = _HelpFormatter
     parser.set_defaults(**TRAINING_DEFAULTS)
-    if not _has_accelerator():
+    if not torch.accelerator.is_available():  # no CUDA, ROCm, XPU, MPS, ...
         # Without a GPU, TrainingArguments refuses --bf16/--fp16 unless --use_cpu: on a CPU-only machine it is the
         # only choice anyway, and it makes bf16 (and fp16) autocast work on the CPU.
         parser.set_defaults(use_cpu=True, dataloader_pin_memory=False)
     return parser
-
-
-def _has_accelerator() -> bool:
-    import torch
-
-    return torch.cuda.is_available() or any(
-        getattr(torch, name, None) is not None and getattr(torch, name).is_available() for name in ("xpu", "npu", "mlu")
-    ) or torch.backends.mps.is_available()
 
 
 def parse_args(argv: list[str] | None):
@@ -341,72 +346,58 @@ class SplitSource:
 
     description: str  # e.g. "train file data/train.csv"
     kind: str = "hub"  # csv, tsv, json, jsonl, parquet, data_dir, hub, carved
-    path: str | None = None
 
     def row(self, index: int, dataset: datasets.Dataset | None = None) -> str:
         if self.kind == "data_dir" and dataset is not None and "path" in dataset.column_names:
             return f"file {dataset[index]['path']}"
         if self.kind in ("csv", "tsv"):
             return f"row {index + 1} (line {index + 2} of the file, after the header line)"
-        if self.kind == "jsonl" or (self.kind == "json" and self.path and ".jsonl" in self.path):
+        if self.kind == "jsonl":
             return f"row {index + 1} (line {index + 1} of the file)"
         return f"row {index + 1} (index {index})"
 
 
-def file_kind(path: Path) -> tuple[str | None, bool]:
-    suffixes = [s.lower() for s in path.suffixes]
-    compressed = bool(suffixes) and suffixes[-1] == ".gz"
-    ext = suffixes[-2] if compressed and len(suffixes) >= 2 else (suffixes[-1] if suffixes else "")
-    kind = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}.get(ext)
-    if kind == "parquet" and compressed:
-        kind = None
-    return kind, compressed
-
-
-def read_raw(path: Path, compressed: bool) -> bytes:
-    with (gzip.open(path, "rb") if compressed else open(path, "rb")) as f:
-        return f.read()
+FILE_KINDS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
 
 
 def load_data_file(path_str: str, split: str) -> tuple[datasets.Dataset, SplitSource]:
     """One data file -> a Dataset, with clear errors for a missing, empty, unsupported or undecodable file."""
-    path = Path(path_str)
-    flag = f"--{split}_file"
+    path, flag = Path(path_str), f"--{split}_file"
     if not path.is_file():
         raise UserError(f"{flag} {path_str}: no such file. Check the path (relative paths start from {os.getcwd()}).")
-    kind, compressed = file_kind(path)
-    if kind is None:
+    suffixes = [s.lower() for s in path.suffixes]
+    compressed = suffixes[-1:] == [".gz"]
+    kind = FILE_KINDS.get(suffixes[-2 if compressed else -1] if len(suffixes) > compressed else "")
+    if kind is None or (kind == "parquet" and compressed):
         raise UserError(
             f"{flag} {path_str}: unsupported file type. Use .csv, .tsv, .json, .jsonl or .parquet "
             "(.csv, .tsv, .json and .jsonl may be gzipped, e.g. train.jsonl.gz)."
         )
-    source = SplitSource(f"{split} file {path_str}", kind=kind, path=path_str)
     if path.stat().st_size == 0:
         raise UserError(f"{flag} {path_str} is empty (0 bytes): it needs a header/records and at least one example.")
-    raw = None
-    if kind != "parquet":
+    if kind == "parquet":
+        ds = _load_with_datasets("parquet", path, flag)
+    else:
         try:
-            raw = read_raw(path, compressed)
+            with gzip.open(path, "rb") if compressed else open(path, "rb") as f:
+                raw = f.read()
         except (OSError, EOFError) as err:
             raise UserError(f"{flag} {path_str}: cannot read it ({err}); is it a valid {'gzip ' if compressed else ''}file?")
         if not raw.strip():
             raise UserError(f"{flag} {path_str} is empty (only whitespace): it needs at least one example.")
-
-    if kind in ("csv", "tsv"):
-        sep = "\t" if kind == "tsv" else ","
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            ds = load_non_utf8_csv(raw, sep, err, path_str, flag)
+        if kind in ("json", "jsonl"):
+            ds = _load_with_datasets("json", path, flag)
         else:
-            ds = _load_with_datasets("csv", path, flag, sep=sep)
-    elif kind in ("json", "jsonl"):
-        ds = _load_with_datasets("json", path, flag)
-    else:
-        ds = _load_with_datasets("parquet", path, flag)
+            sep = "\t" if kind == "tsv" else ","
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                ds = load_non_utf8_csv(raw, sep, err, path_str, flag)
+            else:
+                ds = _load_with_datasets("csv", path, flag, sep=sep)
     if len(ds) == 0:
         raise UserError(f"{flag} {path_str} has no rows (a header alone is not data): add at least one example.")
-    return ds, source
+    return ds, SplitSource(f"{split} file {path_str}", kind)
 
 
 def _load_with_datasets(builder: str, path: Path, flag: str, **kwargs) -> datasets.Dataset:
@@ -417,8 +408,8 @@ def _load_with_datasets(builder: str, path: Path, flag: str, **kwargs) -> datase
         while cause.__cause__ is not None:
             cause = cause.__cause__
         detail = f"{type(cause).__name__}: {cause}".strip()
-        if "corresponds to no data" in detail:  # e.g. a CSV with a header line only
-            raise UserError(f"{flag} {path} has no rows (a header alone is not data): add at least one example.") from err
+        if "corresponds to no data" in detail:  # e.g. a CSV with a header line only: no rows, as load_data_file says
+            return datasets.Dataset.from_dict({})
         raise UserError(f"{flag} {path}: could not be read as {builder} ({detail[:500]}). Fix the file's format.") from err
 
 
@@ -431,8 +422,6 @@ def load_non_utf8_csv(raw: bytes, sep: str, err: UnicodeDecodeError, path_str: s
     """A CSV that is not valid UTF-8: keep the exact bytes. The file is decoded with `surrogateescape` and parsed with
     the csv module; every column with an undecodable cell becomes a binary column holding each cell's original bytes
     (the tokenizer takes bytes), the other columns stay text."""
-    import csv
-
     line = raw.count(b"\n", 0, err.start) + 1
     logger.warning(
         "%s %s is not valid UTF-8 (first invalid byte 0x%02x at byte offset %d, line %d); its text is read as raw "
@@ -469,35 +458,26 @@ def _has_surrogates(text: str) -> bool:
         return True
 
 
-def _is_hidden(path: Path | str) -> bool:
-    name = path if isinstance(path, str) else path.name
-    return name.startswith(".") or name.startswith("__")
+def _is_hidden(name: str) -> bool:
+    return name.startswith((".", "__"))
 
 
-def sibling_script(name: str):
-    """Another script in scripts/ as a module (scripts/ is not a package), loaded once."""
-    module_name = f"perceiver_byte_{name}_script"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, Path(__file__).with_name(f"{name}.py"))
-        sys.modules[module_name] = module = importlib.util.module_from_spec(spec)  # dataclasses look it up there
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
-
-
-def _data_dir_generator(entries, end_bytes):
-    read_ends = sibling_script("predict").read_ends
+def _data_dir_examples(entries, end_bytes):
     for path, label, size, _mtime in entries:
-        yield {"text": read_ends(path, size, end_bytes), "label": label, "path": path}
+        yield {"text": predict.read_ends(path, size, end_bytes), "label": label, "path": path}
 
 
-def load_label_folders(root: Path, what: str) -> datasets.Dataset:
-    classes = sorted(d for d in root.iterdir() if d.is_dir() and not _is_hidden(d))
-    stray = [p.name for p in root.iterdir() if p.is_file() and not _is_hidden(p)]
+def list_label_folders(root: Path, what: str):
+    """-> ([(path, label, size, mtime)] of every file under root's label folders, the labels, the label folders). The
+    sizes and mtimes are in the entries so that datasets' cache of `from_generator` notices an edited file."""
+    classes = sorted(d for d in root.iterdir() if d.is_dir() and not _is_hidden(d.name))
+    stray = [p.name for p in root.iterdir() if p.is_file() and not _is_hidden(p.name)]
     if stray:
         logger.warning("%s: ignoring %d file(s) outside the label folders (e.g. %s).", what, len(stray), stray[0])
     entries, empty = [], []
     for folder in classes:
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and not any(_is_hidden(q) for q in p.relative_to(folder).parts))
+        files = sorted(p for p in folder.rglob("*")
+                       if p.is_file() and not any(map(_is_hidden, p.relative_to(folder).parts)))  # fmt: skip
         if not files:
             empty.append(folder.name)
         for p in files:
@@ -505,30 +485,27 @@ def load_label_folders(root: Path, what: str) -> datasets.Dataset:
             entries.append((str(p), folder.name, st.st_size, st.st_mtime_ns))
     if empty:
         logger.warning("%s: label folder(s) with no files are ignored: %s", what, ", ".join(empty))
-    labels = sorted({e[1] for e in entries})
-    return entries, labels, classes
+    return entries, sorted({e[1] for e in entries}), classes
 
 
 def load_data_dir(data_dir: str, end_bytes: int | None = None) -> tuple[dict, dict[str, SplitSource]]:
     root = Path(data_dir)
     if not root.is_dir():
         raise UserError(f"--data_dir {data_dir}: no such folder. It must hold one sub-folder per label.")
-    subdirs = {d.name for d in root.iterdir() if d.is_dir() and not _is_hidden(d)}
-    split_folders = {}
-    if "train" in subdirs and subdirs <= {"train", *SPLIT_ALIASES["validation"], "test"}:
-        for split, aliases in (("train", ("train",)), *SPLIT_ALIASES.items()):
-            for alias in aliases:
-                if alias in subdirs:
-                    split_folders[split] = root / alias
-                    break
-    else:
-        split_folders["train"] = root
+    subdirs = {d.name for d in root.iterdir() if d.is_dir() and not _is_hidden(d.name)}
+    split_folders = {"train": root}
+    if "train" in subdirs and subdirs <= {alias for aliases in SPLIT_ALIASES.values() for alias in aliases}:
+        split_folders = {}
+        for split, aliases in SPLIT_ALIASES.items():
+            alias = next((a for a in aliases if a in subdirs), None)
+            if alias:
+                split_folders[split] = root / alias
     raw, sources = {}, {}
     features = datasets.Features({"text": datasets.Value("binary"), "label": datasets.Value("string"),
                                   "path": datasets.Value("string")})  # fmt: skip
     for split, folder in split_folders.items():
         what = f"--data_dir {folder}"
-        entries, labels, classes = load_label_folders(folder, what)
+        entries, labels, classes = list_label_folders(folder, what)
         if split == "train" and len(labels) < 2:
             found = ", ".join(d.name for d in classes) or "none"
             raise UserError(
@@ -539,9 +516,9 @@ def load_data_dir(data_dir: str, end_bytes: int | None = None) -> tuple[dict, di
         if not entries:
             raise UserError(f"{what} has no files in its label folders: add at least one file per label.")
         raw[split] = datasets.Dataset.from_generator(
-            _data_dir_generator, features=features, gen_kwargs={"entries": entries, "end_bytes": end_bytes}
+            _data_dir_examples, features=features, gen_kwargs={"entries": entries, "end_bytes": end_bytes}
         )
-        sources[split] = SplitSource(f"{split} folder {folder}", kind="data_dir", path=str(folder))
+        sources[split] = SplitSource(f"{split} folder {folder}", "data_dir")
     return raw, sources
 
 
@@ -555,31 +532,26 @@ def load_raw_datasets(data_args: DataArguments, model_args: ModelArguments):
 
     if data_args.data_dir:
         raw, sources = load_data_dir(data_args.data_dir, end_bytes=data_args.max_length)
-        name = Path(data_args.data_dir).resolve().name
-        return raw, sources, name, f"binary files in {data_args.data_dir}"
+        return raw, sources, Path(data_args.data_dir).resolve().name, f"binary files in {data_args.data_dir}"
 
     if data_args.dataset_name:
+        name = data_args.dataset_name
         try:
-            loaded = datasets.load_dataset(data_args.dataset_name, data_args.dataset_config_name,
-                                           cache_dir=model_args.cache_dir, token=model_args.token)  # fmt: skip
+            loaded = datasets.load_dataset(name, data_args.dataset_config_name, cache_dir=model_args.cache_dir,
+                                           token=model_args.token)  # fmt: skip
         except Exception as err:
-            raise UserError(f"--dataset_name {data_args.dataset_name}: could not be loaded ({err}).") from err
+            raise UserError(f"--dataset_name {name}: could not be loaded ({err}).") from err
         raw, sources = {}, {}
-        wanted = {"train": (data_args.train_split_name,),
-                  "validation": (data_args.validation_split_name,) if data_args.validation_split_name else SPLIT_ALIASES["validation"],
-                  "test": (data_args.test_split_name,) if data_args.test_split_name else SPLIT_ALIASES["test"]}  # fmt: skip
-        for split, names in wanted.items():
-            for name in names:
-                if name in loaded:
-                    raw[split] = loaded[name]
-                    sources[split] = SplitSource(f"split {name!r} of {data_args.dataset_name}", kind="hub")
-                    break
-            else:
-                explicit = {"train": True, "validation": bool(data_args.validation_split_name),
-                            "test": bool(data_args.test_split_name)}[split]  # fmt: skip
-                if explicit:
-                    raise UserError(f"{data_args.dataset_name} has no split {names[0]!r}; it has {list(loaded)}.")
-        return raw, sources, data_args.dataset_name, data_args.dataset_name
+        wanted = {"train": data_args.train_split_name, "validation": data_args.validation_split_name,
+                  "test": data_args.test_split_name}  # fmt: skip
+        for split, given_name in wanted.items():
+            found = next((n for n in ((given_name,) if given_name else SPLIT_ALIASES[split]) if n in loaded), None)
+            if found is not None:
+                raw[split] = loaded[found]
+                sources[split] = SplitSource(f"split {found!r} of {name}")
+            elif given_name:
+                raise UserError(f"{name} has no split {given_name!r}; it has {list(loaded)}.")
+        return raw, sources, name, name
 
     if data_args.train_file:
         files = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}
@@ -603,27 +575,19 @@ def detect_column(ds: datasets.Dataset, given: str | None, candidates, role: str
     columns = ds.column_names
     if given is not None:
         if given not in columns:
-            raise UserError(
-                f"{source.description}: no {role} column {given!r}; its columns are {columns}. "
-                f"Pass the right name with {flag}."
-            )
+            raise UserError(f"{source.description}: no {role} column {given!r}; its columns are {columns}. "
+                            f"Pass the right name with {flag}.")  # fmt: skip
         return given
     found = [c for c in candidates if c in columns and c != exclude]
+    if len(found) > 1:
+        raise UserError(f"{source.description}: several columns could be the {role} ({found}); choose one with "
+                        f"{flag}. Columns present: {columns}.")  # fmt: skip
+    if not found and role == "text":
+        found = [c for c in columns if c != exclude and _is_text_feature(ds.features[c])]
     if len(found) == 1:
         return found[0]
-    if len(found) > 1:
-        raise UserError(
-            f"{source.description}: several columns could be the {role} ({found}); choose one with {flag}. "
-            f"Columns present: {columns}."
-        )
-    if role == "text":
-        others = [c for c in columns if c != exclude and _is_text_feature(ds.features[c])]
-        if len(others) == 1:
-            return others[0]
-    raise UserError(
-        f"{source.description}: cannot find the {role} column (looked for {list(candidates)}); its columns are "
-        f"{columns}. Pass the right name with {flag}."
-    )
+    raise UserError(f"{source.description}: cannot find the {role} column (looked for {list(candidates)}); its "
+                    f"columns are {columns}. Pass the right name with {flag}.")  # fmt: skip
 
 
 def carve_validation(train: datasets.Dataset, label_column: str, percentage: float, seed: int, stratify: bool = True):
@@ -646,41 +610,45 @@ def _is_text_feature(feature) -> bool:
     return isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string", "binary", "large_binary")
 
 
-def _is_list_feature(feature) -> bool:
-    return isinstance(feature, (datasets.Sequence, getattr(datasets, "List", datasets.Sequence), list))
-
-
 def _is_missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def label_key(value, split: str, index: int, source: SplitSource, ds, column: str) -> str:
-    """A label value -> its string key; None/NaN/invalid values are errors naming the row."""
+def label_key(value, where, column: str) -> str:
+    """A label value -> its string key; None/NaN/invalid values are errors naming the row (`where()`: the split's
+    description and the row)."""
     if _is_missing(value):
-        raise UserError(
-            f"{source.description}: {source.row(index, ds)} has no label (empty/None/NaN in column {column!r}). "
-            "Fill it in or remove the row."
-        )
+        source, row = where()
+        raise UserError(f"{source}: {row} has no label (empty/None/NaN in column {column!r}). Fill it in or remove "
+                        "the row.")  # fmt: skip
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, (bytes, bytearray)):
-        raise UserError(
-            f"{source.description}: the label column {column!r} is not valid UTF-8 (e.g. {source.row(index, ds)}); "
-            "labels must be text. Re-encode the file's labels as UTF-8."
-        )
+        source, row = where()
+        raise UserError(f"{source}: the label column {column!r} is not valid UTF-8 (e.g. {row}); labels must be "
+                        "text. Re-encode the file's labels as UTF-8.")  # fmt: skip
     if not isinstance(value, (str, int, np.integer, float)):
-        raise UserError(f"{source.description}: {source.row(index, ds)} has a label of type {type(value).__name__} "
-                        f"({value!r}); labels must be strings or integers (or lists of them for multi-label).")  # fmt: skip
+        source, row = where()
+        raise UserError(f"{source}: {row} has a label of type {type(value).__name__} ({value!r}); labels must be "
+                        "strings or integers (or lists of them for multi-label).")  # fmt: skip
     return str(value).strip() if isinstance(value, str) else str(value)
+
+
+def row_label_keys(value, multi: bool, sep: str, column: str, where=None) -> list[str]:
+    """The label keys of one row: one, or for multi-label those of a list value or of a string split on `sep`."""
+    if multi and isinstance(value, str):
+        return [p for p in (p.strip() for p in value.split(sep)) if p]
+    if multi and isinstance(value, (list, tuple)):
+        return [label_key(v, where, column) for v in value]
+    return [label_key(value, where, column)]
 
 
 @dataclass
 class LabelSpec:
     names: list[str]  # id -> name
     multi_label: bool
-    column: str
     class_label: bool = False  # the column is a ClassLabel whose ids are used directly
 
     @property
@@ -688,59 +656,35 @@ class LabelSpec:
         return {n: i for i, n in enumerate(self.names)}
 
 
-def row_label_keys(value, multi: bool, sep: str, split, index, source, ds, column) -> list[str]:
-    if not multi:
-        return [label_key(value, split, index, source, ds, column)]
-    if _is_missing(value):
-        return [label_key(value, split, index, source, ds, column)]  # raises
-    if isinstance(value, str):
-        parts = [p.strip() for p in value.split(sep)] if value.strip() else []
-        return [p for p in parts if p]
-    if isinstance(value, (list, tuple)):
-        return [label_key(v, split, index, source, ds, column) for v in value]
-    return [label_key(value, split, index, source, ds, column)]
-
-
 def build_label_spec(raw: dict, sources: dict, column: str, data_args: DataArguments) -> LabelSpec:
-    train = raw["train"]
-    feature = train.features[column]
-    multi = data_args.multi_label or _is_list_feature(feature)
+    """The label set of the training split, after checking every label of every split (the errors name the row)."""
+    feature = raw["train"].features[column]
     if isinstance(feature, datasets.ClassLabel):
-        return LabelSpec(names=list(feature.names), multi_label=False, column=column, class_label=True)
-    inner = getattr(feature, "feature", None)
-    if isinstance(inner, datasets.ClassLabel):
-        return LabelSpec(names=list(inner.names), multi_label=True, column=column, class_label=True)
+        return LabelSpec(names=list(feature.names), multi_label=False, class_label=True)
+    if isinstance(getattr(feature, "feature", None), datasets.ClassLabel):
+        return LabelSpec(names=list(feature.feature.names), multi_label=True, class_label=True)
+    multi = data_args.multi_label or isinstance(feature, (datasets.Sequence, datasets.List, list))
     seen: dict[str, None] = {}
     for split in ("train", "validation", "test"):
-        if split not in raw:
-            continue
-        ds, source = raw[split], sources[split]
-        for index, value in enumerate(ds[column]):
-            keys = row_label_keys(value, multi, data_args.label_separator, split, index, source, ds, column)
+        ds, source = raw.get(split), sources.get(split)
+        for index, value in enumerate(ds[column] if ds is not None else ()):
+            keys = row_label_keys(value, multi, data_args.label_separator, column,
+                                  lambda: (source.description, source.row(index, ds)))  # fmt: skip
             if split == "train":
                 seen.update(dict.fromkeys(keys))
-            else:
-                unknown = [k for k in keys if k not in seen]
-                if unknown:
-                    raise UserError(
-                        f"{source.description}: {source.row(index, ds)} has label {unknown[0]!r}, which the training "
-                        f"data never has (train has {len(seen)} labels, e.g. {sorted(seen)[:5]}). The model cannot "
-                        "predict an unseen label: add training examples of it, or remove such rows from the "
-                        f"{split} data."
-                    )
-    names = list(seen)
-    if all(_is_int_string(n) for n in names):
-        names.sort(key=int)
-    else:
-        names.sort()
+            elif unknown := [k for k in keys if k not in seen]:
+                raise UserError(
+                    f"{source.description}: {source.row(index, ds)} has label {unknown[0]!r}, which the training "
+                    f"data never has (train has {len(seen)} labels, e.g. {sorted(seen)[:5]}). The model cannot "
+                    f"predict an unseen label: add training examples of it, or remove such rows from the {split} data."
+                )
+    names = sorted(seen, key=int) if all(_is_int_string(n) for n in seen) else sorted(seen)
     if len(names) < 2 and not multi:
-        raise UserError(
-            f"{sources['train'].description}: column {column!r} has only {len(names)} distinct label(s) "
-            f"({names}); a classifier needs at least 2."
-        )
+        raise UserError(f"{sources['train'].description}: column {column!r} has only {len(names)} distinct label(s) "
+                        f"({names}); a classifier needs at least 2.")  # fmt: skip
     if not names:
         raise UserError(f"{sources['train'].description}: column {column!r} holds no labels at all.")
-    return LabelSpec(names=names, multi_label=multi, column=column)
+    return LabelSpec(names=names, multi_label=multi)
 
 
 def _is_int_string(text: str) -> bool:
@@ -753,105 +697,100 @@ def _is_int_string(text: str) -> bool:
 # --------------------------------------------------------------------------------------------- model
 
 
-def parse_config_overrides(text: str | None) -> dict[str, Any]:
-    overrides = {}
-    if not text:
-        return overrides
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
+def apply_config_overrides(config: PerceiverByteConfig, overrides: str | None) -> None:
+    """--config_overrides ("key=value,key=value") on a fresh config, then the config's own validation; every error is a
+    UserError naming the field. A value goes through transformers' `update_from_string`, which converts it to the type
+    of the field's current value (bools: true/false); a field that is None or a list (qk_channels,
+    cross_attention_chunk_size, ngram_orders=[2,3]) has no type to convert to and takes a Python literal, and none/null
+    sets a field to None (a string field's choice "none")."""
+    for item in re.split(r",(?![^\[]*\])", overrides or ""):  # commas inside [...] belong to a list value
+        if not item.strip():
             continue
-        if "=" not in item:
-            raise UserError(f"--config_overrides: {item!r} is not key=value; write e.g. 'num_latents=64,d_latents=256'.")
-        key, value = (s.strip() for s in item.split("=", 1))
-        lowered = value.lower()
-        if lowered in ("none", "null"):
-            parsed = None
-        elif lowered in ("true", "false"):
-            parsed = lowered == "true"
-        else:
-            try:
-                parsed = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                parsed = value
-        overrides[key] = parsed
-    return overrides
-
-
-def apply_overrides(config: PerceiverByteConfig, overrides: dict[str, Any], what: str) -> None:
-    known = {f for f in dir(PerceiverByteConfig) if not f.startswith("_")} | set(config.to_dict())
-    for key, value in overrides.items():
-        if key not in known or callable(getattr(PerceiverByteConfig, key, None)):
-            fields = sorted(k for k in PerceiverByteConfig.__annotations__)
-            raise UserError(f"{what}: {key!r} is not a PerceiverByteConfig field; the fields are {fields}.")
-        if value is None and isinstance(getattr(config, key, None), str):
-            value = "none"  # a string field whose choice is spelled "none" (position_encoding_type, ...)
-        setattr(config, key, value)
+        key, sep, value = (s.strip() for s in item.partition("="))
+        if not sep:
+            raise UserError(f"--config_overrides: {item.strip()!r} is not key=value; write e.g. "
+                            "'num_latents=64,d_latents=256'.")  # fmt: skip
+        if key not in config.to_dict():
+            raise UserError(f"--config_overrides: {key!r} is not a PerceiverByteConfig field; the fields are "
+                            f"{sorted(PerceiverByteConfig.__annotations__)}.")  # fmt: skip
+        current = getattr(config, key)
+        try:
+            if value.lower() in ("none", "null"):
+                setattr(config, key, "none" if isinstance(current, str) else None)
+            elif current is None or isinstance(current, (list, tuple)):
+                setattr(config, key, _literal(value))
+            else:
+                config.update_from_string(f"{key}={value}")
+        except (TypeError, ValueError, StrictDataclassError) as err:
+            raise UserError(f"--config_overrides: {key}={value}: {err}") from err
     try:
         config.validate()
-    except (TypeError, ValueError) as err:
-        raise UserError(f"{what}: {err}") from err
+    except (TypeError, ValueError, StrictDataclassError) as err:
+        raise UserError(f"--config_overrides: {err}") from err
 
 
-def build_fresh_config(model_args: ModelArguments) -> PerceiverByteConfig:
-    name = model_args.config_name
-    if name is None:
-        config = PerceiverByteConfig()
-    elif name == "paper_imagenet":
-        config = PerceiverByteConfig.paper_imagenet()
+def _literal(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a word: the config's validation names the field if it is not allowed
+
+
+def fresh_config(model_args: ModelArguments) -> PerceiverByteConfig:
+    """PerceiverByteConfig()'s defaults, the paper's ImageNet size, or --config_name; then --config_overrides."""
+    if model_args.config_name in (None, "paper_imagenet"):
+        config = PerceiverByteConfig.paper_imagenet() if model_args.config_name else PerceiverByteConfig()
     else:
         try:
-            config = PerceiverByteConfig.from_pretrained(name, cache_dir=model_args.cache_dir, token=model_args.token)
+            config = PerceiverByteConfig.from_pretrained(model_args.config_name, cache_dir=model_args.cache_dir,
+                                                         token=model_args.token)  # fmt: skip
         except Exception as err:
-            raise UserError(f"--config_name {name}: could not be loaded ({err}).") from err
-    apply_overrides(config, parse_config_overrides(model_args.config_overrides), "--config_overrides")
+            raise UserError(f"--config_name {model_args.config_name}: could not be loaded ({err}).") from err
+    apply_config_overrides(config, model_args.config_overrides)
     return config
 
 
-def build_model(model_args: ModelArguments, labels: LabelSpec, training_args: TrainingArguments):
-    id2label = dict(enumerate(labels.names))
-    label2id = labels.label2id
-    problem_type = "multi_label_classification" if labels.multi_label else "single_label_classification"
-    common = dict(cache_dir=model_args.cache_dir, revision=model_args.model_revision, token=model_args.token,
-                  trust_remote_code=model_args.trust_remote_code)  # fmt: skip
-    extra = {"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}
-    if model_args.model_name_or_path:
-        if model_args.config_overrides or model_args.config_name:
-            raise UserError("--config_name/--config_overrides shape a fresh model; they cannot change the "
-                            "architecture of --model_name_or_path. Drop one of them.")  # fmt: skip
-        try:
-            config = AutoConfig.from_pretrained(model_args.model_name_or_path, **common)
-        except Exception as err:
-            raise UserError(f"--model_name_or_path {model_args.model_name_or_path}: no model config could be loaded "
-                            f"({err}). Give a trained output dir or a Hub model id.") from err  # fmt: skip
-        old = getattr(config, "label2id", None) or {}
-        if set(old) == set(label2id) and len(old) == len(label2id):
-            label2id = {k: int(v) for k, v in old.items()}  # keep the checkpoint's ids: its head stays valid
-            id2label = {v: k for k, v in label2id.items()}
-            labels.names = [id2label[i] for i in range(len(id2label))]
-            mismatch = False
-        else:
-            mismatch = True
-            if not model_args.ignore_mismatched_sizes:
-                shown = lambda d: sorted(d)[:8]  # noqa: E731
-                raise UserError(
-                    f"--model_name_or_path {model_args.model_name_or_path} was trained on {len(old)} labels "
-                    f"({shown(old)}...) but the data has {len(label2id)} ({shown(label2id)}...). Pass "
-                    "--ignore_mismatched_sizes to fine-tune with a new classifier head."
-                )
-        config.num_labels = len(id2label)
-        config.id2label, config.label2id, config.problem_type = id2label, label2id, problem_type
-        model = AutoModelForSequenceClassification.from_pretrained(
-            model_args.model_name_or_path, config=config, ignore_mismatched_sizes=mismatch, **common, **extra
+def checkpoint_config(model_args: ModelArguments, labels: LabelSpec, hub: dict):
+    """-> (the config of --model_name_or_path, whether its label set differs from the data's). With the same label
+    set, `labels` takes the checkpoint's ids, so that its classifier head stays valid."""
+    name = model_args.model_name_or_path
+    if model_args.config_overrides or model_args.config_name:
+        raise UserError("--config_name/--config_overrides shape a fresh model; they cannot change the "
+                        "architecture of --model_name_or_path. Drop one of them.")  # fmt: skip
+    try:
+        config = AutoConfig.from_pretrained(name, **hub)
+    except Exception as err:
+        raise UserError(f"--model_name_or_path {name}: no model config could be loaded ({err}). Give a trained "
+                        "output dir or a Hub model id.") from err  # fmt: skip
+    old = {k: int(v) for k, v in (getattr(config, "label2id", None) or {}).items()}
+    if set(old) == set(labels.names):
+        labels.names = sorted(old, key=old.get)
+        return config, False
+    if not model_args.ignore_mismatched_sizes:
+        raise UserError(
+            f"--model_name_or_path {name} was trained on {len(old)} labels ({sorted(old)[:8]}...) but the data has "
+            f"{len(labels.names)} ({sorted(labels.names)[:8]}...). Pass --ignore_mismatched_sizes to fine-tune with "
+            "a new classifier head."
         )
-        tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path, **common)
-        return model, tokenizer
-    config = build_fresh_config(model_args)
-    config.num_labels = len(id2label)
-    config.id2label, config.label2id, config.problem_type = id2label, label2id, problem_type
+    return config, True
+
+
+def build_model(model_args: ModelArguments, labels: LabelSpec, training_args: TrainingArguments):
+    """-> (model, tokenizer): the checkpoint of --model_name_or_path with this data's labels, or a fresh model."""
+    hub = dict(cache_dir=model_args.cache_dir, revision=model_args.model_revision, token=model_args.token,
+               trust_remote_code=model_args.trust_remote_code)  # fmt: skip
+    extra = {"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}
+    name = model_args.model_name_or_path
+    config, mismatch = checkpoint_config(model_args, labels, hub) if name else (fresh_config(model_args), False)
+    config.num_labels = len(labels.names)
+    config.label2id, config.id2label = labels.label2id, dict(enumerate(labels.names))
+    config.problem_type = "multi_label_classification" if labels.multi_label else "single_label_classification"
+    if name:
+        model = AutoModelForSequenceClassification.from_pretrained(name, config=config, ignore_mismatched_sizes=mismatch,
+                                                                   **hub, **extra)  # fmt: skip
+        return model, AutoTokenizer.from_pretrained(name, **hub)
     set_seed(training_args.seed)  # the initial weights depend on the seed only
-    model = AutoModelForSequenceClassification.from_config(config, **extra)
-    return model, PerceiverByteTokenizer()
+    return AutoModelForSequenceClassification.from_config(config, **extra), PerceiverByteTokenizer()
 
 
 # --------------------------------------------------------------------------------------------- metrics
@@ -869,16 +808,13 @@ def make_compute_metrics(multi_label: bool, accuracy, f1):
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
         references = prediction.label_ids
         if multi_label:
-            predictions = (logits > 0).astype(np.int32)
-            references = (references > 0.5).astype(np.int32)
-            scores = accuracy.compute(predictions=predictions.tolist(), references=references.tolist())
-            scores |= f1.compute(predictions=predictions.tolist(), references=references.tolist(), average="micro",
-                                 zero_division=0)  # fmt: skip
+            predictions = (logits > 0).astype(np.int32).tolist()
+            references = (references > 0.5).astype(np.int32).tolist()
+            average = "micro"
         else:
-            predictions = logits.argmax(-1)
-            scores = accuracy.compute(predictions=predictions, references=references)
-            scores |= f1.compute(predictions=predictions, references=references, average="macro", zero_division=0)
-        return scores
+            predictions, average = logits.argmax(-1), "macro"
+        scores = accuracy.compute(predictions=predictions, references=references)
+        return scores | f1.compute(predictions=predictions, references=references, average=average, zero_division=0)
 
     return compute_metrics
 
@@ -999,14 +935,12 @@ def checkpoint_problem(path: Path, needs_optimizer: bool = True) -> str | None:
 
 
 def find_checkpoints(folder: Path, needs_optimizer: bool = True) -> tuple[str | None, list[tuple[Path, str]]]:
-    """-> (the complete checkpoint-* folder with the highest step or None, [(incomplete folder above it, why)])."""
-    steps = []
-    for path in folder.glob("checkpoint-*"):
-        suffix = path.name.split("-", 1)[1]
-        if path.is_dir() and suffix.isdigit():
-            steps.append((int(suffix), path))
+    """-> (the complete checkpoint-* folder with the highest step or None, [(incomplete folder above it, why)]).
+
+    The checkpoints are those Trainer itself finds (`sort_checkpoints`, as in its rotation; `get_last_checkpoint`
+    gives only the newest), walked from the newest down to the first that `checkpoint_problem` passes."""
     incomplete = []
-    for _, path in sorted(steps, reverse=True):
+    for path in map(Path, reversed(sort_checkpoints(str(folder)))):
         problem = checkpoint_problem(path, needs_optimizer)
         if problem is None:
             return str(path), incomplete
@@ -1045,116 +979,136 @@ def clear_old_checkpoints(output_dir: str) -> None:
             shutil.rmtree(path)
 
 
-def state_dict_sha256(model) -> str:
-    digest = hashlib.sha256()
-    for key, tensor in sorted(model.state_dict().items()):
-        digest.update(key.encode())
-        digest.update(tensor.detach().cpu().contiguous().float().numpy().tobytes())
-    return digest.hexdigest()
+# --------------------------------------------------------------------------------------------- the model card
 
 
-def dump_state_hash(trainer: Trainer, directory: str) -> None:
-    """Test hook (env PERCEIVER_BYTE_STATE_HASH_DIR): every rank writes the hash of its final weights."""
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    rank = trainer.args.process_index
-    record = {"rank": rank, "world_size": trainer.args.world_size, "global_step": trainer.state.global_step,
-              "is_world_process_zero": trainer.is_world_process_zero(), "sha256": state_dict_sha256(model)}  # fmt: skip
-    Path(directory).mkdir(parents=True, exist_ok=True)
-    Path(directory, f"state_hash_rank{rank}.json").write_text(json.dumps(record))
+#: The config fields the card's architecture table lists.
+CARD_ARCHITECTURE = ("d_model", "position_encoding_type", "num_latents", "d_latents", "num_blocks",
+                     "num_self_attends_per_block", "num_cross_attention_heads", "num_self_attention_heads",
+                     "cross_attention_widening_factor", "self_attention_widening_factor",
+                     "cross_attention_weight_sharing", "self_attention_weight_sharing", "hidden_dropout",
+                     "attention_dropout")  # fmt: skip
+
+
+def render_model_card(trainer: Trainer, model_args, data_args, run_args, labels: LabelSpec, dataset: tuple[str, str],
+                      metrics: dict, split_sizes: dict, argv: list[str]) -> str:  # fmt: skip
+    """README.md: --model_card_template (str.format placeholders; literal braces are doubled) filled with this run's
+    data, hyper-parameters and metrics. The model-index metadata is huggingface_hub's (`EvalResult`), so that
+    `ModelCard.load(...).data.eval_results` reads back the metrics."""
+    import yaml
+    from huggingface_hub import EvalResult
+    from huggingface_hub.repocard_data import eval_results_to_model_index
+
+    args, model = trainer.args, trainer.accelerator.unwrap_model(trainer.model)
+    dataset_id, dataset_pretty = dataset
+    f1_name, f1_average = ("Micro F1", "micro") if labels.multi_label else ("Macro F1", "macro")
+    model_name = args.hub_model_id.split("/")[-1] if args.hub_model_id else Path(args.output_dir).name
+    eval_results = [
+        EvalResult(task_type="text-classification", task_name="Text Classification", dataset_type=dataset_id,
+                   dataset_name=dataset_pretty, dataset_split=split, metric_type=metric,
+                   metric_value=round(float(metrics[f"{prefix}_{metric}"]), 4), metric_name=f"{name} ({split})",
+                   metric_args={"average": f1_average} if metric == "f1" else None)  # fmt: skip
+        for split, prefix in (("validation", "eval"), ("test", "test"))
+        for metric, name in (("accuracy", "Accuracy"), ("f1", f1_name))
+        if metrics.get(f"{prefix}_{metric}") is not None
+    ]
+    model_index = yaml.safe_dump({"model-index": eval_results_to_model_index(model_name, eval_results)},
+                                 sort_keys=False, allow_unicode=True).rstrip("\n") if eval_results else ""  # fmt: skip
+    if run_args.model_card_language:
+        languages = [s.strip() for s in run_args.model_card_language.split(",")]
+    else:
+        languages = ["multilingual"] if dataset_id == "udhr" else []
+    tags = ["perceiver", "perceiver-byte", "byte-level", "text-classification", "custom_code"]
+    tags += ["language-identification"] if dataset_id == "udhr" else []
+
+    results = []
+    for split, prefix in (("train", "train"), ("validation", "eval"), ("test", "test")):
+        if split in split_sizes:
+            scores = [metrics.get(f"{prefix}_{m}") for m in ("accuracy", "f1")]
+            results.append((split, split_sizes[split], *("-" if s is None else f"{s:.4f}" for s in scores)))
+    hyperparameters = {
+        "learning_rate": args.learning_rate,
+        "train_batch_size (per device)": args.per_device_train_batch_size,
+        "devices (processes)": args.world_size,
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "total_train_batch_size": args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps,
+        "num_train_epochs": args.num_train_epochs,
+        "max_steps": args.max_steps,
+        "optimizer": str(getattr(args.optim, "value", args.optim)),
+        "weight_decay": args.weight_decay,
+        "lr_scheduler_type": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
+        "warmup_steps": args.warmup_steps,
+        "max_length (bytes incl. [CLS]/[SEP])": data_args.max_length,
+        "truncation_side": data_args.truncation_side,
+        "mixed_precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "no (fp32)",
+        "gradient_checkpointing": args.gradient_checkpointing,
+        "seed": args.seed,
+        "global_step": trainer.state.global_step,
+    }
+    architecture = {k: getattr(model.config, k) for k in CARD_ARCHITECTURE if hasattr(model.config, k)}
+    position = architecture.get("position_encoding_type")
+    versions = {"transformers": transformers.__version__, "torch": torch.__version__,
+                "datasets": datasets.__version__, "evaluate": evaluate.__version__,
+                "perceiver_byte": perceiver_byte.__version__}  # fmt: skip
+    values = dict(
+        license=json.dumps(run_args.model_card_license),
+        language_block=("language:\n" + _yaml_list(languages) + "\n") if languages else "",
+        tags_yaml=_yaml_list(tags),
+        datasets_yaml=_yaml_list([dataset_id]),
+        model_index_yaml=model_index,
+        model_name=model_name,
+        model_id=args.hub_model_id or str(args.output_dir),
+        dataset_pretty=dataset_pretty,
+        num_labels=len(labels.names),
+        labels_preview=", ".join(f"`{n}`" for n in labels.names[:20]) + (" ..." if len(labels.names) > 20 else ""),
+        problem=("multi-label (one sigmoid per label; a label is predicted when its score > 0.5)"
+                 if labels.multi_label else "single-label (softmax over the labels)"),  # fmt: skip
+        f1_name=f1_name,
+        results_table=common.markdown_table(("split", "examples", "accuracy", f1_name.lower()), results),
+        hyperparameters_table=common.markdown_table(
+            ("hyper-parameter", "value"), [(k, f"`{v:.6g}`" if isinstance(v, float) else f"`{v}`")
+                                           for k, v in hyperparameters.items()]),  # fmt: skip
+        architecture_table=common.markdown_table(("config field", "value"), [(k, f"`{v}`") for k, v in architecture.items()]),
+        num_parameters=f"{sum(p.numel() for p in model.parameters()):,}",
+        max_length=data_args.max_length,
+        truncation_side=data_args.truncation_side,
+        train_runtime=f"{metrics.get('train_runtime', float('nan')):.1f}",
+        command="python " + " ".join([os.path.relpath(__file__), *without_tokens(argv)]),
+        versions=", ".join(f"{k} {v}" for k, v in versions.items()),
+        base_model_note=(f"Fine-tuned from `{model_args.model_name_or_path}`." if model_args.model_name_or_path
+                         else "Trained from scratch (random initialisation)."),  # fmt: skip
+        position_note=(
+            "Position encoding: none, so the model sees which bytes occur and how often, not their order (enough "
+            "for language identification, not for tasks that depend on word order)."
+            if position == "none" else f"Position encoding: {position}."
+        ),  # fmt: skip
+    )
+    template = run_args.model_card_template
+    try:
+        return Path(template).read_text(encoding="utf-8").format(**values)
+    except (KeyError, IndexError, ValueError) as err:
+        raise UserError(f"--model_card_template {template}: bad placeholder ({err!r}); available placeholders: "
+                        f"{sorted(values)} (write literal braces doubled).") from err  # fmt: skip
 
 
 def _yaml_list(items) -> str:
     return "\n".join(f"- {json.dumps(str(i))}" for i in items)
 
 
-def _fmt(value) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
-def render_model_card(template_path: str, info: dict[str, Any]) -> str:
-    """Fill model_card.md (str.format placeholders; literal braces are doubled in the template)."""
-    import yaml
-    from huggingface_hub import EvalResult
-    from huggingface_hub.repocard_data import eval_results_to_model_index
-
-    metrics = info["metrics"]
-    eval_results = []
-    for split, prefix in (("validation", "eval"), ("test", "test")):
-        for metric, name in (("accuracy", "Accuracy"), ("f1", info["f1_name"])):
-            value = metrics.get(f"{prefix}_{metric}")
-            if value is None:
-                continue
-            eval_results.append(EvalResult(
-                task_type="text-classification", task_name="Text Classification", dataset_type=info["dataset_id"],
-                dataset_name=info["dataset_pretty"], dataset_split=split, metric_type=metric,
-                metric_value=round(float(value), 4), metric_name=f"{name} ({split})",
-                metric_args={"average": info["f1_average"]} if metric == "f1" else None,
-            ))  # fmt: skip
-    model_index = ""
-    if eval_results:
-        model_index = yaml.safe_dump({"model-index": eval_results_to_model_index(info["model_name"], eval_results)},
-                                     sort_keys=False, allow_unicode=True).rstrip("\n")  # fmt: skip
-    languages = info["languages"]
-    rows = [("split", "examples", "accuracy", info["f1_name"].lower())]
-    for split, prefix in (("train", "train"), ("validation", "eval"), ("test", "test")):
-        if split not in info["split_sizes"]:
-            continue
-        acc, f1 = metrics.get(f"{prefix}_accuracy"), metrics.get(f"{prefix}_f1")
-        rows.append((split, str(info["split_sizes"][split]), "-" if acc is None else f"{acc:.4f}",
-                     "-" if f1 is None else f"{f1:.4f}"))  # fmt: skip
-    results_table = _md_table(rows)
-    values = dict(
-        license=json.dumps(info["license"]),
-        language_block=("language:\n" + _yaml_list(languages) + "\n") if languages else "",
-        tags_yaml=_yaml_list(["perceiver", "perceiver-byte", "byte-level", "text-classification", "custom_code"]
-                             + (["language-identification"] if info["dataset_id"] == "udhr" else [])),  # fmt: skip
-        datasets_yaml=_yaml_list([info["dataset_id"]]),
-        model_index_yaml=model_index,
-        model_name=info["model_name"],
-        model_id=info["model_id"],
-        dataset_pretty=info["dataset_pretty"],
-        num_labels=len(info["labels"]),
-        labels_preview=", ".join(f"`{n}`" for n in info["labels"][:20]) + (" ..." if len(info["labels"]) > 20 else ""),
-        problem=("multi-label (one sigmoid per label; a label is predicted when its score > 0.5)"
-                 if info["multi_label"] else "single-label (softmax over the labels)"),  # fmt: skip
-        f1_name=info["f1_name"],
-        results_table=results_table,
-        hyperparameters_table=_md_table([("hyper-parameter", "value")] + [(k, f"`{_fmt(v)}`") for k, v in info["hyperparameters"].items()]),
-        architecture_table=_md_table([("config field", "value")] + [(k, f"`{v}`") for k, v in info["architecture"].items()]),
-        num_parameters=f"{info['num_parameters']:,}",
-        max_length=info["max_length"],
-        truncation_side=info["truncation_side"],
-        train_runtime=f"{metrics.get('train_runtime', float('nan')):.1f}",
-        command=info["command"],
-        versions=", ".join(f"{k} {v}" for k, v in info["versions"].items()),
-        base_model_note=info["base_model_note"],
-        position_note=(
-            "Position encoding: none, so the model sees which bytes occur and how often, not their order (enough "
-            "for language identification, not for tasks that depend on word order)."
-            if info["architecture"].get("position_encoding_type") == "none"
-            else f"Position encoding: {info['architecture'].get('position_encoding_type')}."
-        ),
-    )
-    text = Path(template_path).read_text(encoding="utf-8")
-    try:
-        return text.format(**values)
-    except (KeyError, IndexError, ValueError) as err:
-        raise UserError(f"--model_card_template {template_path}: bad placeholder ({err!r}); available placeholders: "
-                        f"{sorted(values)} (write literal braces doubled).") from err  # fmt: skip
-
-
-def _md_table(rows) -> str:
-    head, *body = rows
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
-    return "\n".join(lines)
+def without_tokens(argv) -> list[str]:
+    """The command line with any token argument's value replaced, for the model card."""
+    out, hide = [], False
+    for arg in map(str, argv):
+        if hide:
+            arg = "***"
+        elif arg.startswith(("--hub_token=", "--token=")):
+            arg = arg.split("=", 1)[0] + "=***"
+        hide = arg in ("--hub_token", "--token")
+        out.append(arg)
+    return out
 
 
 class PerceiverByteTrainer(Trainer):
-    """`Trainer` whose model card is this project's template (used by `push_to_hub` as well)."""
-
-    card_renderer = None  # set by main(): () -> str
-
     def _run_epoch(self, *args, **kwargs):
         # Resumed from the run's last checkpoint (killed after it, e.g. while evaluating): nothing is left to train.
         # Trainer 5.24 checks for the end only after a step, so it would train one step past --max_steps whenever
@@ -1162,11 +1116,6 @@ class PerceiverByteTrainer(Trainer):
         if self.state.global_step >= self.state.max_steps > 0:
             return None
         return super()._run_epoch(*args, **kwargs)
-
-    def create_model_card(self, *args, **kwargs):
-        if not self.is_world_process_zero() or self.card_renderer is None:
-            return
-        Path(self.args.output_dir, "README.md").write_text(self.card_renderer(), encoding="utf-8")
 
 
 # --------------------------------------------------------------------------------------------- main
@@ -1183,27 +1132,20 @@ def setup_logging(training_args: TrainingArguments) -> None:
     transformers.utils.logging.enable_explicit_format()
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
+def main(argv: list[str] | None = None, callbacks=()) -> dict[str, float]:
+    """Train, evaluate, test, write the outputs and the model card, publish with --push_to_hub; -> all metrics.
+    `callbacks`: more `TrainerCallback`s for the Trainer (the tests' per-rank weight hash, for one)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     model_args, data_args, run_args, training_args = parse_args(argv)
     setup_logging(training_args)
-    for name, value in (DEFAULTS_FOR_FILES if data_args.data_dir else DEFAULTS_FOR_TEXT).items():
-        if getattr(data_args, name) is None:
-            setattr(data_args, name, value)
-    if data_args.max_length < 3:
-        raise UserError(f"--max_length {data_args.max_length}: use at least 3 ([CLS], one byte, [SEP]).")
-    if not 0 < data_args.validation_split_percentage < 100:
-        raise UserError("--validation_split_percentage must be in (0, 100).")
     if training_args.fp16 and training_args.device.type == "cpu":
         # accelerate enables fp16 autocast (and its grad scaler) only on accelerators: on a CPU the run would train in
         # float32 while the outputs say fp16
         raise UserError("--fp16 does not apply on a CPU (accelerate would silently train in float32): use --bf16.")
     if run_args.early_stopping_patience is not None:
-        changes = {}
-        if not training_args.load_best_model_at_end:
-            changes["load_best_model_at_end"] = True
+        changes = {} if training_args.load_best_model_at_end else {"load_best_model_at_end": True}
         if training_args.metric_for_best_model is None:
-            changes["metric_for_best_model"] = "accuracy"
-            changes["greater_is_better"] = True
+            changes.update(metric_for_best_model="accuracy", greater_is_better=True)
         if changes:
             logger.info("--early_stopping_patience: setting %s", changes)
             training_args = dataclasses.replace(training_args, **changes)
@@ -1211,12 +1153,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "Process rank %s, world size %s, device %s, bf16 %s, fp16 %s", training_args.process_index,
         training_args.world_size, training_args.device, training_args.bf16, training_args.fp16,
     )  # fmt: skip
-
     if run_args.torch_num_threads is not None:
-        if run_args.torch_num_threads < 1:
-            raise UserError("--torch_num_threads must be at least 1.")
-        import torch
-
         torch.set_num_threads(run_args.torch_num_threads)
     with training_args.main_process_first(desc="checking the output dir", local=False):
         last_checkpoint = check_output_dir(training_args, run_args)
@@ -1256,8 +1193,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             train, label_column, data_args.validation_split_percentage, training_args.seed,
             stratify=not labels.multi_label and not labels.class_label,
         )  # fmt: skip
-        sources["validation"] = SplitSource(f"validation split carved from {sources['train'].description}",
-                                            kind="carved")  # fmt: skip
+        sources["validation"] = SplitSource(f"validation split carved from {sources['train'].description}", "carved")
         logger.info("No validation split: held out %d of %d training examples (%.1f%%).", len(raw["validation"]),
                     len(train), data_args.validation_split_percentage)  # fmt: skip
     for split, limit in (("train", data_args.max_train_samples), ("validation", data_args.max_eval_samples),
@@ -1267,175 +1203,89 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     # ---- model and tokenizer
     model, tokenizer = build_model(model_args, labels, training_args)
-    side = TRUNCATION_SIDES[data_args.truncation_side]
-    tokenizer.truncation_side = side
-    tokenizer.init_kwargs["truncation_side"] = side
-    tokenizer.model_max_length = data_args.max_length
-    tokenizer.init_kwargs["model_max_length"] = data_args.max_length
+    for key, value in (("truncation_side", TRUNCATION_SIDES[data_args.truncation_side]),
+                       ("model_max_length", data_args.max_length)):  # fmt: skip
+        setattr(tokenizer, key, value)
+        tokenizer.init_kwargs[key] = value  # what save_pretrained writes: predict.py tokenizes as in training
     label2id, multi, sep = labels.label2id, labels.multi_label, data_args.label_separator
 
     def preprocess(batch):
-        texts = ["" if t is None else t for t in batch[text_column]]
-        encoded = tokenizer(texts, truncation=True, max_length=data_args.max_length)
-        values = batch[label_column]
-        if labels.class_label:
-            if multi:
-                encoded["labels"] = [[1.0 if i in ids else 0.0 for i in range(len(label2id))] for ids in map(set, values)]
-            else:
-                encoded["labels"] = list(values)
-        else:  # every value was checked in build_label_spec, so row_label_keys raises nothing here
-            keyed = [row_label_keys(v, multi, sep, "", 0, None, None, label_column) for v in values]
-            if multi:
-                encoded["labels"] = [[1.0 if name in set(keys) else 0.0 for name in labels.names] for keys in keyed]
-            else:
-                encoded["labels"] = [label2id[keys[0]] for keys in keyed]
+        encoded = tokenizer(["" if t is None else t for t in batch[text_column]], truncation=True,
+                            max_length=data_args.max_length)  # fmt: skip
+        if labels.class_label:  # ClassLabel ids, used as they are
+            ids = [set(v) if multi else v for v in batch[label_column]]
+        else:  # every value was checked in build_label_spec: row_label_keys raises nothing here
+            keys = [row_label_keys(v, multi, sep, label_column) for v in batch[label_column]]
+            ids = [{label2id[k] for k in row} if multi else label2id[row[0]] for row in keys]
+        encoded["labels"] = [[float(i in row) for i in range(len(label2id))] for row in ids] if multi else ids
         return encoded
 
-    processed = {}
     with training_args.main_process_first(desc="tokenization"):
-        for split, ds in raw.items():
-            processed[split] = ds.map(
-                preprocess, batched=True, num_proc=data_args.preprocessing_num_workers,
-                remove_columns=ds.column_names, load_from_cache_file=not data_args.overwrite_cache,
-                desc=f"Tokenizing {split}",
-            )  # fmt: skip
+        processed = {
+            split: ds.map(preprocess, batched=True, num_proc=data_args.preprocessing_num_workers,
+                          remove_columns=ds.column_names, load_from_cache_file=not data_args.overwrite_cache,
+                          desc=f"Tokenizing {split}")  # fmt: skip
+            for split, ds in raw.items()
+        }
 
     with training_args.main_process_first(desc="loading metrics"):
         accuracy, f1 = load_metrics(multi)
-    callbacks = []
+    callbacks = list(callbacks)
     if run_args.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(run_args.early_stopping_patience, run_args.early_stopping_threshold))
-    collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=data_args.pad_to_multiple_of)
     # Publishing is one push of the finished output at the end (scripts/push_to_hub.py), not Trainer's: Trainer would
     # contact the Hub in its constructor (an unreachable Hub would end the run before training), push checkpoints
     # mid-training and upload training_args.bin, which holds --hub_token.
-    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
+    publish, training_args.push_to_hub = training_args.push_to_hub, False
     trainer = PerceiverByteTrainer(
         model=model,
         args=training_args,
         train_dataset=processed["train"] if training_args.do_train else None,
         eval_dataset=processed.get("validation") if training_args.do_eval else None,
         processing_class=tokenizer,
-        data_collator=collator,
+        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=data_args.pad_to_multiple_of),
         compute_metrics=make_compute_metrics(multi, accuracy, f1),
         callbacks=callbacks,
     )
 
     all_metrics: dict[str, float] = {}
+
+    def record(prefix: str, metrics: dict, samples: int) -> None:
+        metrics[f"{prefix}_samples"] = samples
+        trainer.log_metrics(prefix, metrics)
+        trainer.save_metrics(prefix, metrics)
+        all_metrics.update(metrics)
+
     if training_args.do_train:
         result = trainer.train(resume_from_checkpoint=last_checkpoint)
         trainer.save_model()  # model, config, code files and tokenizer (main process only)
-        metrics = dict(result.metrics, train_samples=len(processed["train"]))
-        trainer.log_metrics("train", metrics)
-        trainer.save_metrics("train", metrics)
+        record("train", dict(result.metrics), len(processed["train"]))
         trainer.save_state()
-        all_metrics.update(metrics)
-        if os.environ.get(STATE_HASH_ENV):
-            dump_state_hash(trainer, os.environ[STATE_HASH_ENV])
     if training_args.do_eval and "validation" in processed:
-        metrics = trainer.evaluate(processed["validation"], metric_key_prefix="eval")
-        metrics["eval_samples"] = len(processed["validation"])
-        trainer.log_metrics("eval", metrics)
-        trainer.save_metrics("eval", metrics)
-        all_metrics.update(metrics)
-    if training_args.do_predict:
-        if "test" in processed:
-            metrics = trainer.predict(processed["test"], metric_key_prefix="test").metrics
-            metrics["test_samples"] = len(processed["test"])
-            trainer.log_metrics("test", metrics)
-            trainer.save_metrics("test", metrics)
-            all_metrics.update(metrics)
-        else:
-            logger.info("No test split: skipping prediction.")
+        record("eval", trainer.evaluate(processed["validation"], metric_key_prefix="eval"), len(processed["validation"]))
+    if training_args.do_predict and "test" in processed:
+        record("test", trainer.predict(processed["test"], metric_key_prefix="test").metrics, len(processed["test"]))
+    elif training_args.do_predict:
+        logger.info("No test split: skipping prediction.")
 
-    # ---- model card (README.md), and the Hub
-    unwrapped = trainer.accelerator.unwrap_model(trainer.model)
-    cfg = unwrapped.config
-    languages = [s.strip() for s in run_args.model_card_language.split(",")] if run_args.model_card_language else (
-        ["multilingual"] if dataset_id == "udhr" else [])  # fmt: skip
-    model_name = training_args.hub_model_id.split("/")[-1] if training_args.hub_model_id else Path(training_args.output_dir).name
-    hyperparameters = {
-        "learning_rate": training_args.learning_rate,
-        "train_batch_size (per device)": training_args.per_device_train_batch_size,
-        "devices (processes)": training_args.world_size,
-        "gradient_accumulation_steps": training_args.gradient_accumulation_steps,
-        "total_train_batch_size": training_args.per_device_train_batch_size * training_args.world_size * training_args.gradient_accumulation_steps,
-        "num_train_epochs": training_args.num_train_epochs,
-        "max_steps": training_args.max_steps,
-        "optimizer": str(getattr(training_args.optim, "value", training_args.optim)),
-        "weight_decay": training_args.weight_decay,
-        "lr_scheduler_type": str(getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)),
-        "warmup_steps": training_args.warmup_steps,
-        "max_length (bytes incl. [CLS]/[SEP])": data_args.max_length,
-        "truncation_side": data_args.truncation_side,
-        "mixed_precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "no (fp32)",
-        "gradient_checkpointing": training_args.gradient_checkpointing,
-        "seed": training_args.seed,
-        "global_step": trainer.state.global_step,
-    }
-    arch_keys = ("d_model", "position_encoding_type", "num_latents", "d_latents", "num_blocks",
-                 "num_self_attends_per_block", "num_cross_attention_heads", "num_self_attention_heads",
-                 "cross_attention_widening_factor", "self_attention_widening_factor",
-                 "cross_attention_weight_sharing", "self_attention_weight_sharing", "hidden_dropout",
-                 "attention_dropout")  # fmt: skip
-    card_info = dict(
-        license=run_args.model_card_license,
-        languages=languages,
-        dataset_id=dataset_id,
-        dataset_pretty=dataset_pretty,
-        model_name=model_name,
-        model_id=training_args.hub_model_id or str(training_args.output_dir),
-        labels=labels.names,
-        multi_label=multi,
-        f1_name="Micro F1" if multi else "Macro F1",
-        f1_average="micro" if multi else "macro",
-        metrics=all_metrics,
-        split_sizes={k: len(v) for k, v in processed.items()},
-        hyperparameters=hyperparameters,
-        architecture={k: getattr(cfg, k) for k in arch_keys if hasattr(cfg, k)},
-        num_parameters=sum(p.numel() for p in unwrapped.parameters()),
-        max_length=data_args.max_length,
-        truncation_side=data_args.truncation_side,
-        command="python " + " ".join([os.path.relpath(__file__)] + without_tokens(sys.argv[1:] if argv is None else argv)),
-        versions={"transformers": transformers.__version__, "torch": __import__("torch").__version__,
-                  "datasets": datasets.__version__, "evaluate": evaluate.__version__,
-                  "perceiver_byte": perceiver_byte.__version__},  # fmt: skip
-        base_model_note=(f"Fine-tuned from `{model_args.model_name_or_path}`." if model_args.model_name_or_path
-                         else "Trained from scratch (random initialisation)."),  # fmt: skip
-    )
-    trainer.card_renderer = lambda: render_model_card(run_args.model_card_template, card_info)
     if trainer.is_world_process_zero():
-        trainer.create_model_card()
+        card = render_model_card(trainer, model_args, data_args, run_args, labels, (dataset_id, dataset_pretty),
+                                 all_metrics, {k: len(v) for k, v in processed.items()}, argv)  # fmt: skip
+        Path(training_args.output_dir, "README.md").write_text(card, encoding="utf-8")
         logger.info("Model card written to %s", Path(training_args.output_dir, "README.md"))
-    if push_to_hub and trainer.is_world_process_zero():
-        publish_output(training_args)
+        if publish:
+            publish_output(training_args)
     return all_metrics
-
-
-def without_tokens(argv) -> list[str]:
-    """The command line with any token argument's value replaced, for the model card."""
-    out, hide = [], False
-    for arg in map(str, argv):
-        if hide:
-            arg = "***"
-        elif arg.startswith(("--hub_token=", "--token=")):
-            arg = arg.split("=", 1)[0] + "=***"
-        hide = arg in ("--hub_token", "--token")
-        out.append(arg)
-    return out
 
 
 def publish_output(training_args: TrainingArguments) -> None:
     """Push the finished output_dir as one commit with scripts/push_to_hub.py (model, tokenizer, code, card; no
     checkpoints, logs or training_args.bin). A failure keeps the local output and says how to publish it later."""
-    publisher = sibling_script("push_to_hub")
     repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
     if training_args.hub_token:
         os.environ["HF_TOKEN"] = training_args.hub_token  # push_to_hub.py reads the token from the environment only
     argv = [str(training_args.output_dir), repo_id, "--commit-message", "perceiver-byte: model, tokenizer, code, card"]
-    if training_args.hub_private_repo:
-        argv.append("--private")
-    if publisher.main(argv) != 0:
+    if push_to_hub.main(argv + (["--private"] if training_args.hub_private_repo else [])) != 0:
         raise UserError(
             f"the model is saved in {training_args.output_dir}, but publishing it to {repo_id} failed (see above); "
             f"publish it later with: python scripts/push_to_hub.py {training_args.output_dir} {repo_id}"
@@ -1454,18 +1304,5 @@ def end_distributed(succeeded: bool) -> None:
         dist.destroy_process_group()
 
 
-def cli(argv: list[str] | None = None) -> int:
-    succeeded = False
-    try:
-        main(argv)
-        succeeded = True
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    finally:
-        end_distributed(succeeded)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(cli())
+    sys.exit(common.run_cli(main, cleanup=end_distributed))

@@ -6,7 +6,6 @@ real command. Every run uses a model of a few thousand parameters, so the time g
 """
 
 import gzip
-import importlib.util
 import json
 import math
 import os
@@ -18,26 +17,20 @@ import time
 from pathlib import Path
 
 import pytest
+import train as train_script
 from hub_server import hub_server_fixture  # noqa: F401  (registers the `hub_server` fixture: a local fake Hub)
 
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "train.py"
+#: train.py with a callback that writes each rank's weight hash (the test hook lives in tests/, not in the script)
+STATE_HASH_SCRIPT = REPO / "tests" / "train_with_state_hash.py"
 UDHR = REPO / "data" / "udhr"
 TINY = ("d_model=16,num_latents=4,d_latents=16,num_blocks=1,num_self_attends_per_block=1,"
         "num_cross_attention_heads=1,num_self_attention_heads=1")  # fmt: skip
 LANGS = ("eng", "fra", "rus", "jpn")
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("perceiver_byte_train_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-train_script = load_script()
 
 
 def tiny_args(output_dir, *extra, steps=6):
@@ -412,11 +405,12 @@ def test_accelerate_launch_two_cpu_processes(csv_files, tmp_path):
     # `--multi_gpu` is accelerate's torchrun launcher (DDP, gloo on CPU); `--cpu --num_processes 2` would start a
     # single process with accelerate 1.15 (its CPU launcher needs MPI for more), see the docstring of scripts/train.py
     argv = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-            "--dynamo_backend", "no", str(SCRIPT), *tiny_args(out, "--train_file", csv_files["train"],
-            "--validation_file", csv_files["validation"], "--test_file", csv_files["test"], steps=max_steps)]  # fmt: skip
+            "--dynamo_backend", "no", str(STATE_HASH_SCRIPT), str(hashes), *tiny_args(out, "--train_file",
+            csv_files["train"], "--validation_file", csv_files["validation"], "--test_file", csv_files["test"],
+            steps=max_steps)]  # fmt: skip
     accelerate = Path(sys.executable).with_name("accelerate")
     argv[0] = str(accelerate) if accelerate.exists() else "accelerate"
-    env = dict(os.environ, PERCEIVER_BYTE_STATE_HASH_DIR=str(hashes), OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=420)
     assert proc.returncode == 0, proc.stderr[-4000:]
     records = sorted((json.loads(p.read_text()) for p in hashes.glob("state_hash_rank*.json")), key=lambda r: r["rank"])
