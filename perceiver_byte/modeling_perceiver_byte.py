@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -40,26 +41,45 @@ def eager_attention_forward(module, query, key, value, attention_mask, scaling, 
     return output, weights
 
 
+def attend_to_chunk(module, query, chunk, dropout):
+    """One chunk's share of a streamed attention: the chunk's keys and values come from `chunk()` (key (B, h, c, dk),
+    value (B, h, c, dv), additive mask (B, 1, 1, c) or None). -> its score maximum m (B, h, T, 1), a stabiliser only,
+    and sum_j exp(s_j - m) (B, h, T, 1) and sum_j exp(s_j - m) v_j (B, h, T, dv), in float32."""
+    key, value, mask = chunk()
+    scores = torch.matmul(query, key.transpose(2, 3).to(query.dtype))  # (B, h, T, c)
+    if mask is not None:
+        scores = scores + mask
+    chunk_max = scores.amax(-1, keepdim=True).detach()
+    probs = torch.exp(scores - chunk_max)
+    denominator = probs.sum(-1, keepdim=True)
+    probs = F.dropout(probs, p=dropout, training=module.training)
+    return chunk_max, denominator, torch.matmul(probs.to(value.dtype), value).float()
+
+
 def streamed_attention_forward(module, query, chunks, scaling, dropout=0.0):
-    """Attention of `query` (B, h, T, dk) over keys and values that arrive in chunks of (key (B, h, c, dk), value
-    (B, h, c, dv), additive mask (B, 1, 1, c) or None), with an online softmax in float32: the result of attending to
-    all of them at once, in memory bounded by the chunk size. Returns (B, T, h, dv), like the attention functions."""
+    """Attention of `query` (B, h, T, dk) over keys and values built chunk by chunk (`chunks`: one callable per chunk,
+    see `attend_to_chunk`), merged with an online softmax in float32: the result of attending to all of them at once,
+    in memory bounded by the chunk size. When gradients are needed, each chunk is checkpointed: the backward builds it
+    again rather than keeping it, so training memory is bounded too. Returns (B, T, h, dv), like the attention
+    functions."""
     query = query.float() * scaling
-    running_max = query.new_full((*query.shape[:-1], 1), float("-inf"))  # (B, h, T, 1)
-    denominator = torch.zeros_like(running_max)
-    numerator = 0.0  # becomes (B, h, T, dv)
-    for key, value, mask in chunks:
-        scores = torch.matmul(query, key.transpose(2, 3).to(query.dtype))  # (B, h, T, c)
-        if mask is not None:
-            scores = scores + mask
-        new_max = torch.maximum(running_max, scores.amax(-1, keepdim=True)).detach()  # a stabiliser only
-        probs = torch.exp(scores - new_max)
-        correction = torch.exp(running_max - new_max)
-        denominator = denominator * correction + probs.sum(-1, keepdim=True)
-        probs = F.dropout(probs, p=dropout, training=module.training)
-        numerator = numerator * correction + torch.matmul(probs.to(value.dtype), value).float()
+    checkpointed = torch.is_grad_enabled()
+    running_max = denominator = numerator = None
+    for chunk in chunks:
+        if checkpointed:
+            stats = checkpoint(attend_to_chunk, module, query, chunk, dropout, use_reentrant=False)
+        else:
+            stats = attend_to_chunk(module, query, chunk, dropout)
+        if running_max is None:
+            running_max, denominator, numerator = stats
+            continue
+        chunk_max, chunk_denominator, chunk_numerator = stats
+        new_max = torch.maximum(running_max, chunk_max)
+        old_scale, chunk_scale = torch.exp(running_max - new_max), torch.exp(chunk_max - new_max)
+        denominator = denominator * old_scale + chunk_denominator * chunk_scale
+        numerator = numerator * old_scale + chunk_numerator * chunk_scale
         running_max = new_max
-    return (numerator / denominator).to(key.dtype).transpose(1, 2)  # (B, T, h, dv)
+    return (numerator / denominator).to(module.o_proj.weight.dtype).transpose(1, 2)  # (B, T, h, dv)
 
 
 class PerceiverByteAttention(nn.Module):
@@ -156,7 +176,14 @@ class PerceiverByteAttention(nn.Module):
         count = self.training and self.attention_dropout > 0
         as_values = (lambda x: F.pad(x, (0, 1), value=1.0)) if count else (lambda x: x)
         if source.streamed:  # chunks of (key, value, mask), online softmax
-            chunks = ((x[:, None], as_values(v[:, None]), mask) for x, v, mask in source.chunks())
+            def chunk_at(start):  # -> a callable that builds the chunk at `start` as keys, values and mask
+                def build():
+                    normalized, values, mask = source.chunk(start)
+                    return normalized[:, None], as_values(values[:, None]), mask
+
+                return build
+
+            chunks = (chunk_at(start) for start in source.chunk_starts())
             dropout = self.attention_dropout if self.training else 0.0
             output, weights = streamed_attention_forward(self, query, chunks, self.scaling, dropout), None
         else:
@@ -408,7 +435,9 @@ class PerceiverByteSource:
         # a row without one real byte attends to all of its positions: masking them all would leave SDPA kernels a
         # softmax over -inf-like scores, whose backward some get wrong (float32 rounds away the log-sum-exp)
         self.empty_rows = None if attention_mask is None else ~attention_mask.bool().any(-1, keepdim=True)  # (B, 1)
-        chunk = self.config.cross_attention_chunk_size
+        chunk, pool = self.config.cross_attention_chunk_size, self.config.downsampling_factor
+        # whole pooled blocks per chunk: the chunk size rounded down to a multiple of s
+        self.chunk_size = None if chunk is None else max(pool, chunk // pool * pool)
         # output_attentions needs the (B, h, N, M) weights, which the streamed form never forms: then the whole array
         self.streamed = chunk is not None and self.length > chunk and not output_attentions
         self.absorbed = self.streamed or model.absorbs_projections()
@@ -443,14 +472,16 @@ class PerceiverByteSource:
             self.keys_values[index] = self.model.cross_layers[index].project_kv(self.byte_array, values)
         return self.keys_values[index]
 
-    def chunks(self):
-        """The streamed form: (normalised (B, c, C), values (B, c, C), additive mask (B, 1, 1, c) or None) per chunk
-        of `cross_attention_chunk_size` bytes (c = that / s)."""
-        chunk = self.config.cross_attention_chunk_size
-        for start in range(0, self.length, chunk):
-            array, mask = self.build(start, min(start + chunk, self.length))
-            normalized = self.normalize(array)
-            yield normalized, self.values_of(array, normalized), mask
+    def chunk_starts(self) -> range:
+        """The streamed form's chunks: one per `chunk_size` bytes, starting at these positions."""
+        return range(0, self.length, self.chunk_size)
+
+    def chunk(self, start: int):
+        """The streamed form's chunk at `start`: normalised (B, c, C), values (B, c, C), additive mask (B, 1, 1, c) or
+        None, with c = `chunk_size` / s."""
+        array, mask = self.build(start, min(start + self.chunk_size, self.length))
+        normalized = self.normalize(array)
+        return normalized, self.values_of(array, normalized), mask
 
 
 def cheap_to_read(tensor) -> bool:
