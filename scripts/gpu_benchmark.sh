@@ -8,7 +8,7 @@
 #
 # If the machine's transformers is older than the package needs (>= 5.24), put wheels in .whl/ (repository root):
 # they are installed into /tmp/site first and put on PYTHONPATH.
-# Exit status: 0 when the bf16/flash results match float32 within tolerance, 1 otherwise.
+# Exit status: 0 when the bf16/flash results match float32 within tolerance (and, on 2+ GPUs, FSDP passes), 1 otherwise.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
@@ -28,4 +28,11 @@ fi
     command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 } >"$OUT/gpu_env.txt" 2>&1
 cd "$ROOT"
-exec "$PY" "$HERE/gpu_benchmark.py" --out "$OUT" "$@"
+status=0
+"$PY" "$HERE/gpu_benchmark.py" --out "$OUT" "$@" || status=$?
+# FSDP through scripts/train.py and accelerate needs 2 accelerators (accelerate runs FSDP on GPUs only): with 2 or
+# more GPUs, the test that launches it (it skips with fewer).
+if [ "$("$PY" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)" -ge 2 ]; then
+    "$PY" -m pytest -q -rs tests/test_fsdp.py >"$OUT/fsdp.txt" 2>&1 || status=1
+fi
+exit $status

@@ -13,12 +13,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 import common  # noqa: E402
 import train  # noqa: E402
+from torch.distributed.tensor import DTensor  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
 
 def state_dict_sha256(model) -> str:
+    """The hash of the full weights; a sharded (FSDP) parameter is gathered first, which every rank must call."""
     digest = hashlib.sha256()
     for key, tensor in sorted(model.state_dict().items()):
+        tensor = tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
         digest.update(key.encode())
         digest.update(tensor.detach().cpu().contiguous().float().numpy().tobytes())
     return digest.hexdigest()
@@ -30,7 +33,8 @@ class StateHash(TrainerCallback):
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         record = {"rank": args.process_index, "world_size": args.world_size, "global_step": state.global_step,
-                  "is_world_process_zero": state.is_world_process_zero, "sha256": state_dict_sha256(model)}  # fmt: skip
+                  "is_world_process_zero": state.is_world_process_zero, "sha256": state_dict_sha256(model),
+                  "sharded": any(isinstance(p, DTensor) for p in model.parameters())}  # fmt: skip
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / f"state_hash_rank{args.process_index}.json").write_text(json.dumps(record))
 
