@@ -517,6 +517,48 @@ def test_chunked_with_gradient_checkpointing_and_inputs_embeds():
     assert torch.isfinite(loss)
 
 
+def test_the_default_configuration_streams_long_inputs_with_the_whole_result():
+    """Bounded memory needs no flag: the default streams inputs longer than its chunk size, with the whole path's
+    logits and gradients (a padded row included)."""
+    config = PerceiverByteConfig(num_labels=3, ngram_buckets=4096)
+    assert config.cross_attention_chunk_size == 16384
+    torch.manual_seed(0)
+    default = PerceiverByteForSequenceClassification(config)
+    whole = copy.deepcopy(default)
+    whole.config.cross_attention_chunk_size = None
+    ids = torch.randint(6, 262, (2, 40000))
+    mask = torch.ones_like(ids)
+    mask[1, 30000:] = 0
+    from perceiver_byte.modeling_perceiver_byte import PerceiverByteSource
+
+    assert PerceiverByteSource(default.perceiver, ids, None, mask).streamed
+    assert not PerceiverByteSource(whole.perceiver, ids, None, mask).streamed
+    labels = torch.tensor([0, 2])
+    outputs = [m.train()(ids, attention_mask=mask, labels=labels) for m in (default, whole)]
+    assert (outputs[0].logits - outputs[1].logits).abs().max() <= 1e-5
+    for out in outputs:
+        out.loss.backward()
+    for (name, a), (_, b) in zip(whole.named_parameters(), default.named_parameters()):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_one_mebibyte_input_with_the_default_configuration_stays_under_one_gibibyte():
+    """The issue's bound, in a fresh process (scripts/long_input_memory.py's worker): one 1 MiB input through the
+    default model, peak RSS above the model and the input."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "long_input_memory.py"
+    done = subprocess.run([sys.executable, str(script), "--worker", str(2**20), "16384", "inference"],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert PerceiverByteConfig().cross_attention_chunk_size == 16384  # the worker's chunk size is the default's
+    peak = json.loads(done.stdout.strip().splitlines()[-1])["peak_above_mib"]
+    assert peak < 1024, f"{peak:.0f} MiB"
+
+
 # ----------------------------------------------------------------------------------------------- the byte array
 def test_hashed_ngrams_depend_on_their_bytes_only():
     """The bucket of an n-gram is a function of its n bytes and its order: the same n-gram gets the same bucket at any
