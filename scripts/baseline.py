@@ -21,9 +21,9 @@ Commands, from the repository root (set OMP_NUM_THREADS=1 on a shared machine):
     python scripts/baseline.py --systems tfidf_word,fasttext --output_json baseline_udhr_word_ft.json
     python scripts/baseline.py --max_bytes 254 --output_json baseline_udhr_256.json
 
-    # your own files (csv / json / jsonl, optionally .gz); without --validation_file the validation split is
-    # carved from train exactly as scripts/train.py carves it (--validation_split_percentage 10, --split_seed 42 =
-    # train.py's --seed), so every system trains on the same 90% as the Perceiver
+    # your own files (csv / tsv / json / jsonl / parquet, read as train.py reads them); without --validation_file
+    # the validation split is carved from train exactly as scripts/train.py carves it (--validation_split_percentage
+    # 10, --split_seed 42 = train.py's --seed), so every system trains on the same 90% as the Perceiver
     python scripts/baseline.py --train_file train.csv --test_file test.csv --text_column review --label_column stars
 
     # wider grids, other fastText settings
@@ -68,10 +68,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import training_data
 from common import UserError, machine, machine_line, markdown_table, run_cli
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "data" / "udhr"
 SYSTEMS = ("tfidf_char", "tfidf_word", "fasttext")
 FASTTEXT_PARAMS = {"epoch": 25, "lr": 0.5, "wordNgrams": 2, "minn": 2, "maxn": 5, "dim": 100, "loss": "softmax",
                    "bucket": 2_000_000, "minCount": 1, "thread": 1, "verbose": 0}  # fmt: skip
@@ -90,31 +89,32 @@ def truncate_bytes(text: str, max_bytes: int | None) -> str:
     return text if len(data) <= max_bytes else data[:max_bytes].decode("utf-8", errors="ignore")
 
 
-def load_split(path: str, flag: str, text_column: str, label_column: str, max_bytes: int | None):
-    """(texts, labels) of a csv/json/jsonl(.gz) file, read with `datasets` as train.py reads it; labels as str."""
+def load_split(path: str, split: str, text_column: str, label_column: str, max_bytes: int | None):
+    """(texts, labels) of the --{split}_file, read as train.py reads it (training_data); labels as str."""
     import datasets
 
-    name = Path(path).name.lower().removesuffix(".gz")
-    builder = "csv" if name.endswith(".csv") else "json" if name.endswith((".json", ".jsonl")) else None
-    if not Path(path).is_file() or builder is None:
-        raise UserError(f"{flag} {path}: " + ("no such file" if builder else
-                                              "expected .csv, .json or .jsonl (optionally .gz)"))  # fmt: skip
     datasets.disable_progress_bars()
-    ds = datasets.load_dataset(builder, data_files=str(path), split="train")
+    ds, _ = training_data.load_data_file(path, split)
     for column, column_flag in ((text_column, "--text_column"), (label_column, "--label_column")):
         if column not in ds.column_names:
-            raise UserError(f"{flag} {path}: no column {column!r} (its columns: {ds.column_names}); pass {column_flag}")
-    texts = [truncate_bytes("" if t is None else str(t), max_bytes) for t in ds[text_column]]
+            raise UserError(f"--{split}_file {path}: no column {column!r} (its columns: {ds.column_names}); pass "
+                            f"{column_flag}")  # fmt: skip
+    texts = [truncate_bytes(_as_text(t), max_bytes) for t in ds[text_column]]
     return texts, [str(v) for v in ds[label_column]]
+
+
+def _as_text(value) -> str:
+    if isinstance(value, bytes):  # a cell of a CSV that is not UTF-8 (training_data keeps its bytes)
+        return value.decode("utf-8", errors="replace")
+    return "" if value is None else str(value)
 
 
 def carve_validation(labels: list[str], percentage: float, seed: int) -> tuple[list[int], list[int]]:
     """Row indices (train, validation) of the split scripts/train.py carves, by its own function."""
     import datasets
-    from train import carve_validation as carve
 
     ds = datasets.Dataset.from_dict({"row": list(range(len(labels))), "label": labels})
-    train, validation = carve(ds, "label", percentage, seed)
+    train, validation = training_data.carve_validation(ds, "label", percentage, seed)
     return train["row"], validation["row"]
 
 
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.train_file is None:
         if args.validation_file or args.test_file:
             parser.error("--validation_file/--test_file need a --train_file too")
-        files = {s: str(DATA / f"{s}.jsonl.gz") for s in ("train", "validation", "test")}
+        files = training_data.default_files()
     elif not args.test_file:
         parser.error("--test_file is needed with --train_file: every system is scored and timed on it")
     else:
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> dict:
     hw = machine()  # its load average is the one at the start
     wall0 = time.perf_counter()
 
-    data = {split: load_split(path, f"--{split}_file", args.text_column, args.label_column, args.max_bytes)
+    data = {split: load_split(path, split, args.text_column, args.label_column, args.max_bytes)
             for split, path in files.items() if path}  # fmt: skip
     if "validation" not in data:
         texts, labels = data["train"]

@@ -29,6 +29,12 @@ Commands (from the repository root):
     # For files the defaults are --max_length 1024 --truncation_side head+tail (texts: 256, head).
     python scripts/train.py --output_dir outputs/files --data_dir path/to/files
 
+    # Data larger than memory: --streaming reads the files (or a Hub dataset) as training goes, and needs --max_steps
+    # and a validation split (--label_set a,b,c saves the first pass that finds the label set).
+    python scripts/train.py --output_dir outputs/big --streaming --max_steps 20000 \
+        --train_file big.jsonl.gz --validation_file dev.jsonl --max_eval_samples 5000 \
+        --eval_strategy steps --eval_steps 2000 --save_strategy steps --save_steps 2000
+
     # A Hub dataset (needs network): name, config and split names.
     python scripts/train.py --output_dir outputs/imdb --dataset_name stanfordnlp/imdb --test_split_name test
 
@@ -83,13 +89,10 @@ from __future__ import annotations
 
 import argparse
 import ast
-import csv
 import dataclasses
-import gzip
-import io
+import functools
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -125,15 +128,15 @@ from transformers.trainer_utils import sort_checkpoints  # noqa: E402
 
 import common  # noqa: E402
 import perceiver_byte  # noqa: E402  (registers the Auto classes)
-import predict  # noqa: E402
 import push_to_hub  # noqa: E402
+import training_data  # noqa: E402
 from common import TRUNCATION_SIDES, UserError  # noqa: E402
 from perceiver_byte import PerceiverByteConfig, PerceiverByteTokenizer  # noqa: E402
+from training_data import LabelSpec  # noqa: E402
 
 
 logger = logging.getLogger("perceiver_byte.train")
 
-DEFAULT_DATA_DIR = REPO_ROOT / "data" / "udhr"
 METRICS_DIR = REPO_ROOT / "metrics"
 DEFAULT_MODEL_CARD_TEMPLATE = REPO_ROOT / "model_card.md"
 
@@ -157,9 +160,6 @@ TRAINING_DEFAULTS = dict(
     seed=42,
     ddp_find_unused_parameters=False,  # every parameter is used in each forward pass
 )
-TEXT_COLUMN_CANDIDATES = ("text", "sentence", "content", "document", "bytes", "data", "input", "review")
-LABEL_COLUMN_CANDIDATES = ("label", "labels", "class", "category", "target")
-SPLIT_ALIASES = {"train": ("train",), "validation": ("validation", "valid", "dev", "val"), "test": ("test",)}
 
 
 # --------------------------------------------------------------------------------------------- arguments
@@ -228,10 +228,10 @@ class DataArguments:
                           "May instead hold train/, validation/ and test/ folders, each with one sub-folder per label."},
     )  # fmt: skip
     text_column: str | None = field(
-        default=None, metadata={"help": f"Column with the text/bytes (default: detected among {TEXT_COLUMN_CANDIDATES})."}
+        default=None, metadata={"help": f"Column with the text/bytes (default: detected among {training_data.TEXT_COLUMN_CANDIDATES})."}
     )
     label_column: str | None = field(
-        default=None, metadata={"help": f"Column with the label(s) (default: detected among {LABEL_COLUMN_CANDIDATES})."}
+        default=None, metadata={"help": f"Column with the label(s) (default: detected among {training_data.LABEL_COLUMN_CANDIDATES})."}
     )
     multi_label: bool = field(
         default=False,
@@ -262,6 +262,18 @@ class DataArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training examples."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N validation examples."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Use only the first N test examples."})
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "Read --train_file/--validation_file/--test_file or --dataset_name as a stream "
+                          "(`load_dataset(..., streaming=True)`), tokenized as training reads it: data larger than "
+                          "memory. Needs --max_steps and a validation split (or --do_eval false); the label set is "
+                          "--label_set, or else read from one pass over train's label column."},
+    )  # fmt: skip
+    label_set: str | None = field(
+        default=None,
+        metadata={"help": "Comma-separated label set, in id order (default: every label of the training data, "
+                          "sorted). With --streaming it saves the pass over the training data."},
+    )  # fmt: skip
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenization."})
     overwrite_cache: bool = field(default=False, metadata={"help": "Redo the cached dataset preprocessing."})
 
@@ -273,6 +285,11 @@ class DataArguments:
             raise UserError(f"--max_length {self.max_length}: use at least 3 ([CLS], one byte, [SEP]).")
         if not 0 < self.validation_split_percentage < 100:
             raise UserError("--validation_split_percentage must be in (0, 100).")
+        if self.label_set is not None:
+            names = [n.strip() for n in self.label_set.split(",")]
+            if "" in names or len(set(names)) != len(names) or len(names) < 2 - self.multi_label:
+                raise UserError(f"--label_set {self.label_set!r}: give distinct, non-empty names separated by "
+                                "commas, at least 2 (1 with --multi_label).")  # fmt: skip
 
 
 @dataclass
@@ -335,363 +352,6 @@ def parse_args(argv: list[str] | None):
     if len(argv) == 1 and argv[0].endswith(".json"):
         return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
     return parser.parse_args_into_dataclasses(args=argv)
-
-
-# --------------------------------------------------------------------------------------------- data loading
-
-
-@dataclass
-class SplitSource:
-    """Where a split came from, to name it in error messages."""
-
-    description: str  # e.g. "train file data/train.csv"
-    kind: str = "hub"  # csv, tsv, json, jsonl, parquet, data_dir, hub, carved
-
-    def row(self, index: int, dataset: datasets.Dataset | None = None) -> str:
-        if self.kind == "data_dir" and dataset is not None and "path" in dataset.column_names:
-            return f"file {dataset[index]['path']}"
-        if self.kind in ("csv", "tsv"):
-            return f"row {index + 1} (line {index + 2} of the file, after the header line)"
-        if self.kind == "jsonl":
-            return f"row {index + 1} (line {index + 1} of the file)"
-        return f"row {index + 1} (index {index})"
-
-
-FILE_KINDS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
-
-
-def load_data_file(path_str: str, split: str) -> tuple[datasets.Dataset, SplitSource]:
-    """One data file -> a Dataset, with clear errors for a missing, empty, unsupported or undecodable file."""
-    path, flag = Path(path_str), f"--{split}_file"
-    if not path.is_file():
-        raise UserError(f"{flag} {path_str}: no such file. Check the path (relative paths start from {os.getcwd()}).")
-    suffixes = [s.lower() for s in path.suffixes]
-    compressed = suffixes[-1:] == [".gz"]
-    kind = FILE_KINDS.get(suffixes[-2 if compressed else -1] if len(suffixes) > compressed else "")
-    if kind is None or (kind == "parquet" and compressed):
-        raise UserError(
-            f"{flag} {path_str}: unsupported file type. Use .csv, .tsv, .json, .jsonl or .parquet "
-            "(.csv, .tsv, .json and .jsonl may be gzipped, e.g. train.jsonl.gz)."
-        )
-    if path.stat().st_size == 0:
-        raise UserError(f"{flag} {path_str} is empty (0 bytes): it needs a header/records and at least one example.")
-    if kind == "parquet":
-        ds = _load_with_datasets("parquet", path, flag)
-    else:
-        try:
-            with gzip.open(path, "rb") if compressed else open(path, "rb") as f:
-                raw = f.read()
-        except (OSError, EOFError) as err:
-            raise UserError(f"{flag} {path_str}: cannot read it ({err}); is it a valid {'gzip ' if compressed else ''}file?")
-        if not raw.strip():
-            raise UserError(f"{flag} {path_str} is empty (only whitespace): it needs at least one example.")
-        if kind in ("json", "jsonl"):
-            ds = _load_with_datasets("json", path, flag)
-        else:
-            sep = "\t" if kind == "tsv" else ","
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                ds = load_non_utf8_csv(raw, sep, err, path_str, flag)
-            else:
-                ds = _load_with_datasets("csv", path, flag, sep=sep)
-    if len(ds) == 0:
-        raise UserError(f"{flag} {path_str} has no rows (a header alone is not data): add at least one example.")
-    return ds, SplitSource(f"{split} file {path_str}", kind)
-
-
-def _load_with_datasets(builder: str, path: Path, flag: str, **kwargs) -> datasets.Dataset:
-    try:
-        return datasets.load_dataset(builder, data_files=str(path), split="train", **kwargs)
-    except Exception as err:  # datasets wraps parser errors in several exception types
-        cause = err
-        while cause.__cause__ is not None:
-            cause = cause.__cause__
-        detail = f"{type(cause).__name__}: {cause}".strip()
-        if "corresponds to no data" in detail:  # e.g. a CSV with a header line only: no rows, as load_data_file says
-            return datasets.Dataset.from_dict({})
-        raise UserError(f"{flag} {path}: could not be read as {builder} ({detail[:500]}). Fix the file's format.") from err
-
-
-#: Cells read as missing, as pandas (and so datasets' CSV loader) does by default.
-_CSV_NA_VALUES = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
-                  "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}  # fmt: skip
-
-
-def load_non_utf8_csv(raw: bytes, sep: str, err: UnicodeDecodeError, path_str: str, flag: str) -> datasets.Dataset:
-    """A CSV that is not valid UTF-8: keep the exact bytes. The file is decoded with `surrogateescape` and parsed with
-    the csv module; every column with an undecodable cell becomes a binary column holding each cell's original bytes
-    (the tokenizer takes bytes), the other columns stay text."""
-    line = raw.count(b"\n", 0, err.start) + 1
-    logger.warning(
-        "%s %s is not valid UTF-8 (first invalid byte 0x%02x at byte offset %d, line %d); its text is read as raw "
-        "bytes, exactly as in the file.", flag, path_str, raw[err.start], err.start, line,
-    )  # fmt: skip
-    try:
-        rows = list(csv.reader(io.StringIO(raw.decode("utf-8", "surrogateescape"), newline=""), delimiter=sep))
-    except csv.Error as read_err:
-        raise UserError(f"{flag} {path_str}: could not be read as CSV ({read_err}). Fix the file's format.") from read_err
-    rows = [r for r in rows if r]  # blank lines
-    if not rows:
-        raise UserError(f"{flag} {path_str} is empty: it needs a header line and at least one example.")
-    header, body = rows[0], rows[1:]
-    if any(_has_surrogates(name) for name in header):
-        raise UserError(f"{flag} {path_str}: the header line is not valid UTF-8; write the column names in UTF-8.")
-    for index, row in enumerate(body):
-        if len(row) != len(header):
-            raise UserError(f"{flag} {path_str}: row {index + 1} has {len(row)} fields but the header has "
-                            f"{len(header)} ({header}). Fix the quoting or the separators of that row.")  # fmt: skip
-    columns = {}
-    for j, name in enumerate(header):
-        values = [None if row[j] in _CSV_NA_VALUES else row[j] for row in body]
-        if any(v is not None and _has_surrogates(v) for v in values):
-            values = [None if v is None else v.encode("utf-8", "surrogateescape") for v in values]
-        columns[name] = values
-    return datasets.Dataset.from_dict(columns)
-
-
-def _has_surrogates(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-        return False
-    except UnicodeEncodeError:
-        return True
-
-
-def _is_hidden(name: str) -> bool:
-    return name.startswith((".", "__"))
-
-
-def _data_dir_examples(entries, end_bytes):
-    for path, label, size, _mtime in entries:
-        yield {"text": predict.read_ends(path, size, end_bytes), "label": label, "path": path}
-
-
-def list_label_folders(root: Path, what: str):
-    """-> ([(path, label, size, mtime)] of every file under root's label folders, the labels, the label folders). The
-    sizes and mtimes are in the entries so that datasets' cache of `from_generator` notices an edited file."""
-    classes = sorted(d for d in root.iterdir() if d.is_dir() and not _is_hidden(d.name))
-    stray = [p.name for p in root.iterdir() if p.is_file() and not _is_hidden(p.name)]
-    if stray:
-        logger.warning("%s: ignoring %d file(s) outside the label folders (e.g. %s).", what, len(stray), stray[0])
-    entries, empty = [], []
-    for folder in classes:
-        files = sorted(p for p in folder.rglob("*")
-                       if p.is_file() and not any(map(_is_hidden, p.relative_to(folder).parts)))  # fmt: skip
-        if not files:
-            empty.append(folder.name)
-        for p in files:
-            st = p.stat()
-            entries.append((str(p), folder.name, st.st_size, st.st_mtime_ns))
-    if empty:
-        logger.warning("%s: label folder(s) with no files are ignored: %s", what, ", ".join(empty))
-    return entries, sorted({e[1] for e in entries}), classes
-
-
-def load_data_dir(data_dir: str, end_bytes: int | None = None) -> tuple[dict, dict[str, SplitSource]]:
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise UserError(f"--data_dir {data_dir}: no such folder. It must hold one sub-folder per label.")
-    subdirs = {d.name for d in root.iterdir() if d.is_dir() and not _is_hidden(d.name)}
-    split_folders = {"train": root}
-    if "train" in subdirs and subdirs <= {alias for aliases in SPLIT_ALIASES.values() for alias in aliases}:
-        split_folders = {}
-        for split, aliases in SPLIT_ALIASES.items():
-            alias = next((a for a in aliases if a in subdirs), None)
-            if alias:
-                split_folders[split] = root / alias
-    raw, sources = {}, {}
-    features = datasets.Features({"text": datasets.Value("binary"), "label": datasets.Value("string"),
-                                  "path": datasets.Value("string")})  # fmt: skip
-    for split, folder in split_folders.items():
-        what = f"--data_dir {folder}"
-        entries, labels, classes = list_label_folders(folder, what)
-        if split == "train" and len(labels) < 2:
-            found = ", ".join(d.name for d in classes) or "none"
-            raise UserError(
-                f"{what} has {len(labels)} label folder(s) with files (found sub-folders: {found}); a classifier needs "
-                "at least 2. Put each class's files in a sub-folder named after its label, e.g. "
-                f"{folder}/cats/a.jpg and {folder}/dogs/b.jpg."
-            )
-        if not entries:
-            raise UserError(f"{what} has no files in its label folders: add at least one file per label.")
-        raw[split] = datasets.Dataset.from_generator(
-            _data_dir_examples, features=features, gen_kwargs={"entries": entries, "end_bytes": end_bytes}
-        )
-        sources[split] = SplitSource(f"{split} folder {folder}", "data_dir")
-    return raw, sources
-
-
-def load_raw_datasets(data_args: DataArguments, model_args: ModelArguments):
-    """-> (dict split -> Dataset, dict split -> SplitSource, dataset id for the model card, pretty name)."""
-    given = [n for n in ("dataset_name", "train_file", "data_dir") if getattr(data_args, n)]
-    if len(given) > 1:
-        raise UserError(f"Give only one data source, got {', '.join('--' + g for g in given)}.")
-    if not given and (data_args.validation_file or data_args.test_file):
-        raise UserError("--validation_file/--test_file need a --train_file too.")
-
-    if data_args.data_dir:
-        raw, sources = load_data_dir(data_args.data_dir, end_bytes=data_args.max_length)
-        return raw, sources, Path(data_args.data_dir).resolve().name, f"binary files in {data_args.data_dir}"
-
-    if data_args.dataset_name:
-        name = data_args.dataset_name
-        try:
-            loaded = datasets.load_dataset(name, data_args.dataset_config_name, cache_dir=model_args.cache_dir,
-                                           token=model_args.token)  # fmt: skip
-        except Exception as err:
-            raise UserError(f"--dataset_name {name}: could not be loaded ({err}).") from err
-        raw, sources = {}, {}
-        wanted = {"train": data_args.train_split_name, "validation": data_args.validation_split_name,
-                  "test": data_args.test_split_name}  # fmt: skip
-        for split, given_name in wanted.items():
-            found = next((n for n in ((given_name,) if given_name else SPLIT_ALIASES[split]) if n in loaded), None)
-            if found is not None:
-                raw[split] = loaded[found]
-                sources[split] = SplitSource(f"split {found!r} of {name}")
-            elif given_name:
-                raise UserError(f"{name} has no split {given_name!r}; it has {list(loaded)}.")
-        return raw, sources, name, name
-
-    if data_args.train_file:
-        files = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}
-        name = Path(data_args.train_file).name.split(".")[0]
-        pretty = "local files " + ", ".join(f"{k}={v}" for k, v in files.items() if v)
-    else:  # the embedded default
-        files = {s: str(DEFAULT_DATA_DIR / f"{s}.jsonl.gz") for s in ("train", "validation", "test")}
-        name, pretty = "udhr", "UDHR language identification (data/udhr: 452 languages, paragraph level)"
-    raw, sources = {}, {}
-    for split, path in files.items():
-        if path:
-            raw[split], sources[split] = load_data_file(path, split)
-    return raw, sources, name, pretty
-
-
-# --------------------------------------------------------------------------------------------- columns and labels
-
-
-def detect_column(ds: datasets.Dataset, given: str | None, candidates, role: str, flag: str, source: SplitSource,
-                  exclude: str | None = None) -> str:  # fmt: skip
-    columns = ds.column_names
-    if given is not None:
-        if given not in columns:
-            raise UserError(f"{source.description}: no {role} column {given!r}; its columns are {columns}. "
-                            f"Pass the right name with {flag}.")  # fmt: skip
-        return given
-    found = [c for c in candidates if c in columns and c != exclude]
-    if len(found) > 1:
-        raise UserError(f"{source.description}: several columns could be the {role} ({found}); choose one with "
-                        f"{flag}. Columns present: {columns}.")  # fmt: skip
-    if not found and role == "text":
-        found = [c for c in columns if c != exclude and _is_text_feature(ds.features[c])]
-    if len(found) == 1:
-        return found[0]
-    raise UserError(f"{source.description}: cannot find the {role} column (looked for {list(candidates)}); its "
-                    f"columns are {columns}. Pass the right name with {flag}.")  # fmt: skip
-
-
-def carve_validation(train: datasets.Dataset, label_column: str, percentage: float, seed: int, stratify: bool = True):
-    """(train, validation): `percentage` % of train held out, stratified on str(label) when every class can give one
-    example to each side (and `stratify`), else a plain split. scripts/baseline.py carves with this too."""
-    share = percentage / 100
-    if stratify:
-        try:
-            keyed = train.map(lambda b: {"__strat": [str(v) for v in b[label_column]]}, batched=True,
-                              load_from_cache_file=False).class_encode_column("__strat")  # fmt: skip
-            split = keyed.train_test_split(test_size=share, seed=seed, stratify_by_column="__strat")
-            return split["train"].remove_columns("__strat"), split["test"].remove_columns("__strat")
-        except ValueError:
-            pass
-    split = train.train_test_split(test_size=share, seed=seed)
-    return split["train"], split["test"]
-
-
-def _is_text_feature(feature) -> bool:
-    return isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string", "binary", "large_binary")
-
-
-def _is_missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def label_key(value, where, column: str) -> str:
-    """A label value -> its string key; None/NaN/invalid values are errors naming the row (`where()`: the split's
-    description and the row)."""
-    if _is_missing(value):
-        source, row = where()
-        raise UserError(f"{source}: {row} has no label (empty/None/NaN in column {column!r}). Fill it in or remove "
-                        "the row.")  # fmt: skip
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, (bytes, bytearray)):
-        source, row = where()
-        raise UserError(f"{source}: the label column {column!r} is not valid UTF-8 (e.g. {row}); labels must be "
-                        "text. Re-encode the file's labels as UTF-8.")  # fmt: skip
-    if not isinstance(value, (str, int, np.integer, float)):
-        source, row = where()
-        raise UserError(f"{source}: {row} has a label of type {type(value).__name__} ({value!r}); labels must be "
-                        "strings or integers (or lists of them for multi-label).")  # fmt: skip
-    return str(value).strip() if isinstance(value, str) else str(value)
-
-
-def row_label_keys(value, multi: bool, sep: str, column: str, where=None) -> list[str]:
-    """The label keys of one row: one, or for multi-label those of a list value or of a string split on `sep`."""
-    if multi and isinstance(value, str):
-        return [p for p in (p.strip() for p in value.split(sep)) if p]
-    if multi and isinstance(value, (list, tuple)):
-        return [label_key(v, where, column) for v in value]
-    return [label_key(value, where, column)]
-
-
-@dataclass
-class LabelSpec:
-    names: list[str]  # id -> name
-    multi_label: bool
-    class_label: bool = False  # the column is a ClassLabel whose ids are used directly
-
-    @property
-    def label2id(self) -> dict[str, int]:
-        return {n: i for i, n in enumerate(self.names)}
-
-
-def build_label_spec(raw: dict, sources: dict, column: str, data_args: DataArguments) -> LabelSpec:
-    """The label set of the training split, after checking every label of every split (the errors name the row)."""
-    feature = raw["train"].features[column]
-    if isinstance(feature, datasets.ClassLabel):
-        return LabelSpec(names=list(feature.names), multi_label=False, class_label=True)
-    if isinstance(getattr(feature, "feature", None), datasets.ClassLabel):
-        return LabelSpec(names=list(feature.feature.names), multi_label=True, class_label=True)
-    multi = data_args.multi_label or isinstance(feature, (datasets.Sequence, datasets.List, list))
-    seen: dict[str, None] = {}
-    for split in ("train", "validation", "test"):
-        ds, source = raw.get(split), sources.get(split)
-        for index, value in enumerate(ds[column] if ds is not None else ()):
-            keys = row_label_keys(value, multi, data_args.label_separator, column,
-                                  lambda: (source.description, source.row(index, ds)))  # fmt: skip
-            if split == "train":
-                seen.update(dict.fromkeys(keys))
-            elif unknown := [k for k in keys if k not in seen]:
-                raise UserError(
-                    f"{source.description}: {source.row(index, ds)} has label {unknown[0]!r}, which the training "
-                    f"data never has (train has {len(seen)} labels, e.g. {sorted(seen)[:5]}). The model cannot "
-                    f"predict an unseen label: add training examples of it, or remove such rows from the {split} data."
-                )
-    names = sorted(seen, key=int) if all(_is_int_string(n) for n in seen) else sorted(seen)
-    if len(names) < 2 and not multi:
-        raise UserError(f"{sources['train'].description}: column {column!r} has only {len(names)} distinct label(s) "
-                        f"({names}); a classifier needs at least 2.")  # fmt: skip
-    if not names:
-        raise UserError(f"{sources['train'].description}: column {column!r} holds no labels at all.")
-    return LabelSpec(names=names, multi_label=multi)
-
-
-def _is_int_string(text: str) -> bool:
-    try:
-        return str(int(text)) == text
-    except ValueError:
-        return False
 
 
 # --------------------------------------------------------------------------------------------- model
@@ -1164,42 +824,15 @@ def main(argv: list[str] | None = None, callbacks=()) -> dict[str, float]:
     set_seed(training_args.seed)
 
     # ---- data
+    if data_args.streaming and training_args.do_train and training_args.max_steps <= 0:
+        raise UserError("--streaming needs --max_steps N: a stream has no length, so the run cannot count epochs.")
     with training_args.main_process_first(desc="loading the data"):
-        raw, sources, dataset_id, dataset_pretty = load_raw_datasets(data_args, model_args)
-    if "train" not in raw:
-        raise UserError("No training split found.")
-    text_column = detect_column(raw["train"], data_args.text_column, TEXT_COLUMN_CANDIDATES, "text", "--text_column",
-                                sources["train"], exclude=data_args.label_column)  # fmt: skip
-    label_column = detect_column(raw["train"], data_args.label_column, LABEL_COLUMN_CANDIDATES, "label",
-                                 "--label_column", sources["train"], exclude=text_column)  # fmt: skip
-    for split, ds in raw.items():
-        for column, flag in ((text_column, "--text_column"), (label_column, "--label_column")):
-            if column not in ds.column_names:
-                raise UserError(f"{sources[split].description}: no column {column!r} (used for {split} as in train); "
-                                f"its columns are {ds.column_names}. Rename it in the file, or pass {flag}.")  # fmt: skip
-    labels = build_label_spec(raw, sources, label_column, data_args)
-    for split, ds in raw.items():
-        if not _is_text_feature(ds.features[text_column]):
-            logger.warning("%s: column %r is %s, not text; converting it to strings.", sources[split].description,
-                           text_column, ds.features[text_column])  # fmt: skip
-            raw[split] = ds.cast_column(text_column, datasets.Value("string"))
-    logger.info("Text column %r, label column %r, %d labels (%s), splits %s", text_column, label_column,
-                len(labels.names), "multi-label" if labels.multi_label else "single-label",
-                {k: len(v) for k, v in raw.items()})  # fmt: skip
-
-    if "validation" not in raw and training_args.do_eval:
-        train = raw["train"]
-        raw["train"], raw["validation"] = carve_validation(
-            train, label_column, data_args.validation_split_percentage, training_args.seed,
-            stratify=not labels.multi_label and not labels.class_label,
+        raw, sources, dataset_id, dataset_pretty = training_data.load_raw_datasets(
+            data_args, model_args.cache_dir, model_args.token, streaming=data_args.streaming
         )  # fmt: skip
-        sources["validation"] = SplitSource(f"validation split carved from {sources['train'].description}", "carved")
-        logger.info("No validation split: held out %d of %d training examples (%.1f%%).", len(raw["validation"]),
-                    len(train), data_args.validation_split_percentage)  # fmt: skip
-    for split, limit in (("train", data_args.max_train_samples), ("validation", data_args.max_eval_samples),
-                         ("test", data_args.max_predict_samples)):  # fmt: skip
-        if limit is not None and split in raw:
-            raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
+    raw, text_column, label_column, labels = training_data.prepare_columns(raw, sources, data_args)
+    training_data.select_splits(raw, sources, label_column, labels, data_args, training_args.seed,
+                                carve=training_args.do_eval)  # fmt: skip
 
     # ---- model and tokenizer
     model, tokenizer = build_model(model_args, labels, training_args)
@@ -1207,29 +840,27 @@ def main(argv: list[str] | None = None, callbacks=()) -> dict[str, float]:
                        ("model_max_length", data_args.max_length)):  # fmt: skip
         setattr(tokenizer, key, value)
         tokenizer.init_kwargs[key] = value  # what save_pretrained writes: predict.py tokenizes as in training
-    label2id, multi, sep = labels.label2id, labels.multi_label, data_args.label_separator
+    encode_labels = labels.encoder(label_column, data_args.label_separator)
 
     def preprocess(batch):
         encoded = tokenizer(["" if t is None else t for t in batch[text_column]], truncation=True,
                             max_length=data_args.max_length)  # fmt: skip
-        if labels.class_label:  # ClassLabel ids, used as they are
-            ids = [set(v) if multi else v for v in batch[label_column]]
-        else:  # every value was checked in build_label_spec: row_label_keys raises nothing here
-            keys = [row_label_keys(v, multi, sep, label_column) for v in batch[label_column]]
-            ids = [{label2id[k] for k in row} if multi else label2id[row[0]] for row in keys]
-        encoded["labels"] = [[float(i in row) for i in range(len(label2id))] for row in ids] if multi else ids
+        encoded["labels"] = encode_labels(batch[label_column])
         return encoded
 
+    def tokenize(split, ds):
+        if isinstance(ds, datasets.IterableDataset):  # tokenized as the Trainer reads it
+            columns = [text_column, label_column]
+            return ds.select_columns(columns).map(preprocess, batched=True, remove_columns=columns)
+        return ds.map(preprocess, batched=True, num_proc=data_args.preprocessing_num_workers,
+                      remove_columns=ds.column_names, load_from_cache_file=not data_args.overwrite_cache,
+                      desc=f"Tokenizing {split}")  # fmt: skip
+
     with training_args.main_process_first(desc="tokenization"):
-        processed = {
-            split: ds.map(preprocess, batched=True, num_proc=data_args.preprocessing_num_workers,
-                          remove_columns=ds.column_names, load_from_cache_file=not data_args.overwrite_cache,
-                          desc=f"Tokenizing {split}")  # fmt: skip
-            for split, ds in raw.items()
-        }
+        processed = {split: tokenize(split, ds) for split, ds in raw.items()}
 
     with training_args.main_process_first(desc="loading metrics"):
-        accuracy, f1 = load_metrics(multi)
+        accuracy, f1 = load_metrics(labels.multi_label)
     callbacks = list(callbacks)
     if run_args.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(run_args.early_stopping_patience, run_args.early_stopping_threshold))
@@ -1244,14 +875,24 @@ def main(argv: list[str] | None = None, callbacks=()) -> dict[str, float]:
         eval_dataset=processed.get("validation") if training_args.do_eval else None,
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=data_args.pad_to_multiple_of),
-        compute_metrics=make_compute_metrics(multi, accuracy, f1),
+        compute_metrics=make_compute_metrics(labels.multi_label, accuracy, f1),
         callbacks=callbacks,
     )
 
     all_metrics: dict[str, float] = {}
 
-    def record(prefix: str, metrics: dict, samples: int) -> None:
-        metrics[f"{prefix}_samples"] = samples
+    @functools.cache
+    def examples(split: str) -> int:
+        """A split's size; a stream's is the examples trained on (train) or counted by reading the split again."""
+        if isinstance(processed[split], datasets.Dataset):
+            return len(processed[split])
+        if split == "train":
+            args = trainer.args
+            return trainer.state.global_step * args.train_batch_size * args.gradient_accumulation_steps * args.world_size
+        return sum(len(batch[label_column]) for batch in raw[split].select_columns([label_column]).iter(1000))
+
+    def record(prefix: str, metrics: dict, split: str) -> None:
+        metrics[f"{prefix}_samples"] = examples(split)
         trainer.log_metrics(prefix, metrics)
         trainer.save_metrics(prefix, metrics)
         all_metrics.update(metrics)
@@ -1259,18 +900,18 @@ def main(argv: list[str] | None = None, callbacks=()) -> dict[str, float]:
     if training_args.do_train:
         result = trainer.train(resume_from_checkpoint=last_checkpoint)
         trainer.save_model()  # model, config, code files and tokenizer (main process only)
-        record("train", dict(result.metrics), len(processed["train"]))
+        record("train", dict(result.metrics), "train")
         trainer.save_state()
     if training_args.do_eval and "validation" in processed:
-        record("eval", trainer.evaluate(processed["validation"], metric_key_prefix="eval"), len(processed["validation"]))
+        record("eval", trainer.evaluate(processed["validation"], metric_key_prefix="eval"), "validation")
     if training_args.do_predict and "test" in processed:
-        record("test", trainer.predict(processed["test"], metric_key_prefix="test").metrics, len(processed["test"]))
+        record("test", trainer.predict(processed["test"], metric_key_prefix="test").metrics, "test")
     elif training_args.do_predict:
         logger.info("No test split: skipping prediction.")
 
     if trainer.is_world_process_zero():
         card = render_model_card(trainer, model_args, data_args, run_args, labels, (dataset_id, dataset_pretty),
-                                 all_metrics, {k: len(v) for k, v in processed.items()}, argv)  # fmt: skip
+                                 all_metrics, {split: examples(split) for split in processed}, argv)  # fmt: skip
         Path(training_args.output_dir, "README.md").write_text(card, encoding="utf-8")
         logger.info("Model card written to %s", Path(training_args.output_dir, "README.md"))
         if publish:

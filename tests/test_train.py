@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import train as train_script
+import training_data
 from hub_server import hub_server_fixture  # noqa: F401  (registers the `hub_server` fixture: a local fake Hub)
 
 
@@ -325,7 +326,7 @@ def test_invalid_utf8_csv_is_read_as_bytes(tmp_path, csv_files):
     raw += "caf\xe9 cr\xe8me,fra\n".encode("latin-1") + b"\xff\xfe\x00binary\x80,eng\n"
     bad = tmp_path / "latin1.csv"
     bad.write_bytes(raw)
-    source = train_script.load_data_file(str(bad), "train")[0]
+    source = training_data.load_data_file(str(bad), "train")[0]
     assert source["text"][-2] == "caf\xe9 cr\xe8me".encode("latin-1")
     assert source["text"][-1] == b"\xff\xfe\x00binary\x80"
     assert source["label"][-1] == "eng"
