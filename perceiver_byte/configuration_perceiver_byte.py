@@ -189,7 +189,7 @@ class PerceiverByteConfig(PreTrainedConfig):
     a multiple of downsampling_factor): an online softmax gives the same result in memory bounded by the chunk, and in
     training each chunk is rebuilt in the backward instead of kept (always the absorbed form). Shorter inputs take the
     whole path, as lean there (scripts/long_input_memory.py). None: always whole; memory then grows with the input
-    (1.7 GB for one 1 MiB input with the default model, 131 MiB streamed)."""
+    (1,678 MiB above the model for one 1 MiB input with the default model, 109 MiB streamed; docs/long_inputs.md)."""
     cross_attention_normalize_values: bool = False
     """What the cross-attention's values are made of. Keys always come from the LayerNormed byte array (the paper's).
     True: values too (the paper). False (the default): from the byte array itself, times 1 / initializer_range so

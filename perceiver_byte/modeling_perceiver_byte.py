@@ -64,15 +64,14 @@ def streamed_attention_forward(module, query, chunks, scaling, dropout=0.0):
     functions."""
     query = query.float() * scaling
     checkpointed = torch.is_grad_enabled()
-    running_max = denominator = numerator = None
+    running_max = query.new_full((*query.shape[:-1], 1), float("-inf"))  # (B, h, T, 1)
+    denominator = torch.zeros_like(running_max)
+    numerator = 0.0  # becomes (B, h, T, dv)
     for chunk in chunks:
         if checkpointed:
             stats = checkpoint(attend_to_chunk, module, query, chunk, dropout, use_reentrant=False)
         else:
             stats = attend_to_chunk(module, query, chunk, dropout)
-        if running_max is None:
-            running_max, denominator, numerator = stats
-            continue
         chunk_max, chunk_denominator, chunk_numerator = stats
         new_max = torch.maximum(running_max, chunk_max)
         old_scale, chunk_scale = torch.exp(running_max - new_max), torch.exp(chunk_max - new_max)
