@@ -236,6 +236,8 @@ class PerceiverByteConfig(PreTrainedConfig):
                 "AutoConfig": "configuration_perceiver_byte.PerceiverByteConfig",
                 "AutoModel": "modeling_perceiver_byte.PerceiverByteModel",
                 "AutoModelForSequenceClassification": "modeling_perceiver_byte.PerceiverByteForSequenceClassification",
+                "AutoModelForMaskedLM": "modeling_perceiver_byte.PerceiverByteForMaskedLM",
+                "AutoModelForTokenClassification": "modeling_perceiver_byte.PerceiverByteForTokenClassification",
             }
 
     def validate_architecture(self):

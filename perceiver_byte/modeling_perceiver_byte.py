@@ -5,9 +5,13 @@ queries from the latents, keys and values from the bytes), then a latent Transfo
 refines it. Cross-attend + latent Transformer repeat R times; weights are shared between repeats by a schedule over
 unique modules. The latents are averaged and projected to logits. Cost: O(M*N) + O(R*L*N^2), linear in M.
 
+Per-byte outputs use Perceiver IO's decoder (Jaegle et al., 2022): one query per byte cross-attends to the final
+latents, O(M*N) too.
+
 Read from top to bottom: attention functions, attention module, MLP, the two layers, the byte array, the byte source
 (the byte array in the form the cross-attentions read), `PerceiverBytePreTrainedModel`, `PerceiverByteModel`,
-`PerceiverByteForSequenceClassification`.
+`PerceiverByteForSequenceClassification`, the decoder, `PerceiverByteForMaskedLM`,
+`PerceiverByteForTokenClassification`.
 Shapes: B batch, M bytes, C = d_model, N = num_latents, D = d_latents, h heads, dk/dv channels per head.
 """
 
@@ -95,8 +99,9 @@ class PerceiverByteAttention(nn.Module):
 
     is_causal = False  # transformers' SDPA path would otherwise default to a causal mask
 
-    def __init__(self, config: PerceiverByteConfig, num_heads: int, kv_dim: int | None = None):
+    def __init__(self, config: PerceiverByteConfig, num_heads: int, kv_dim: int | None = None, q_dim: int | None = None):
         super().__init__()
+        q_dim = q_dim or config.d_latents  # the queries' (and the output's) width: the latents', or the decoder's
         self.config = config
         self.num_heads = num_heads
         self.qk_channels = config.attention_qk_channels
@@ -105,11 +110,11 @@ class PerceiverByteAttention(nn.Module):
         self.attention_dropout = config.attention_dropout
         self.is_cross_attention = kv_dim is not None
         if self.is_cross_attention:
-            self.q_proj = nn.Linear(config.d_latents, self.qk_channels)
+            self.q_proj = nn.Linear(q_dim, self.qk_channels)
             self.kv_proj = nn.Linear(kv_dim, self.qk_channels + self.v_channels)
         else:
-            self.qkv_proj = nn.Linear(config.d_latents, 2 * self.qk_channels + self.v_channels)
-        self.o_proj = nn.Linear(self.v_channels, config.d_latents)
+            self.qkv_proj = nn.Linear(q_dim, 2 * self.qk_channels + self.v_channels)
+        self.o_proj = nn.Linear(self.v_channels, q_dim)
         # values from the unnormalised byte array (cross_attention_normalize_values=False) are scaled by this, folded
         # into the value weights, so that they start at unit scale as normalised ones do
         self.value_scale = 1.0 if config.cross_attention_normalize_values else 1.0 / config.initializer_range
@@ -153,11 +158,12 @@ class PerceiverByteAttention(nn.Module):
         # Cross-attention: the `PerceiverByteSource`, the `tensors` it gave this module (projected: key (B, h, M, dk)
         # and value (B, h, M, dv); absorbed: the normalised byte array and what the values are made of, (B, M, C)
         # each; streamed: none) and `norm`, the byte array's LayerNorm, whose affine the absorbed form folds in.
+        # The decoder: no source, `tensors` the latents' key (B, h, N, dk) and value (B, h, N, dv), nothing masked.
         if source is not None and source.absorbed:
             return self.forward_absorbed(hidden_states, source, tensors, norm, **kwargs)
-        if source is not None:
-            query = self.split_heads(self.q_proj(hidden_states))  # (B, h, N, dk)
-            (key, value), attention_mask = tensors, source.mask
+        if self.is_cross_attention:
+            query = self.split_heads(self.q_proj(hidden_states))  # (B, h, T, dk)
+            (key, value), attention_mask = tensors, None if source is None else source.mask
         else:
             qkv = self.qkv_proj(hidden_states).split([self.qk_channels, self.qk_channels, self.v_channels], dim=-1)
             (query, key, value), attention_mask = (self.split_heads(t) for t in qkv), None  # (B, h, N, d) each
@@ -199,14 +205,15 @@ class PerceiverByteAttention(nn.Module):
 
 
 class PerceiverByteMLP(nn.Module):
-    def __init__(self, config: PerceiverByteConfig, widening_factor: int):
+    def __init__(self, config: PerceiverByteConfig, widening_factor: int, width: int | None = None):
         super().__init__()
-        self.fc1 = nn.Linear(config.d_latents, config.d_latents * widening_factor)
+        width = width or config.d_latents  # the latents', or the decoder's (d_model)
+        self.fc1 = nn.Linear(width, width * widening_factor)
         self.act = ACT2FN[config.hidden_act]
-        self.fc2 = nn.Linear(config.d_latents * widening_factor, config.d_latents)
+        self.fc2 = nn.Linear(width * widening_factor, width)
 
     def forward(self, hidden_states):
-        return self.fc2(self.act(self.fc1(hidden_states)))  # (B, N, D)
+        return self.fc2(self.act(self.fc1(hidden_states)))  # (B, T, width)
 
 
 class PerceiverByteCrossAttentionLayer(GradientCheckpointingLayer):
@@ -364,10 +371,10 @@ class PerceiverByteEmbeddings(nn.Module):
             return self.position_embeddings(position_ids).to(dtype)
         return None
 
-    def forward(self, input_ids, inputs_embeds, attention_mask, position_ids, start=0, end=None):
+    def forward(self, input_ids, inputs_embeds, attention_mask, position_ids, start=0, end=None, pooled=True):
         # input_ids (B, M) or inputs_embeds (B, M, C); attention_mask (B, M) or None; position_ids (B or 1, M)
         # -> byte array of positions [start, end): (B, ceil((end - start) / s), C), and which of its rows are real
-        # (B, ceil((end - start) / s)) bool
+        # (B, ceil((end - start) / s)) bool. pooled=False: before step 4, one row per position (the decoder's queries)
         source = input_ids if inputs_embeds is None else inputs_embeds
         batch, length = source.shape[:2]
         end = length if end is None else end
@@ -392,7 +399,7 @@ class PerceiverByteEmbeddings(nn.Module):
         inner = slice(before, before + end - start)  # [start, end) inside the window, which starts at start - before
         byte_array, keep = byte_array[:, inner], keep[:, inner]
         s = self.config.downsampling_factor
-        if s > 1:  # rows are left-aligned (see PerceiverByteModel), so blocks of s positions are blocks of s bytes
+        if s > 1 and pooled:  # rows are left-aligned (see PerceiverByteModel), so blocks of s positions are blocks of s bytes
             blocks = -(-byte_array.shape[1] // s)
             fill = blocks * s - byte_array.shape[1]
             weights = F.pad(keep, (0, fill)).unflatten(1, (blocks, s)).to(byte_array.dtype)  # (B, L/s, s)
@@ -510,7 +517,7 @@ class PerceiverBytePreTrainedModel(PreTrainedModel):
 
     # Task-head weights: new, or left out, when a checkpoint of another head loads (base <-> classifier). Any other
     # missing, unexpected or mis-shaped weight means the weights do not fit config.json.
-    _head_prefixes = ("norm.", "classifier.")
+    _head_prefixes = ("norm.", "classifier.", "decoder.", "lm_head.", "token_classifier.")
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
@@ -685,8 +692,9 @@ class PerceiverByteModel(PerceiverBytePreTrainedModel):
 
 @dataclass
 class PerceiverByteClassifierOutput(ModelOutput):
-    """Output of [`PerceiverByteForSequenceClassification`]: `loss` (when labels are given), `logits` (B, num_labels),
-    and on request `hidden_states`, `attentions` (latent self-attention) and `cross_attentions` (B, h, N, M)."""
+    """Output of the task heads: `loss` (when labels are given), `logits` ((B, num_labels) of a sequence classifier,
+    (B, M, vocab_size or num_labels) of the per-byte heads), and on request the encoder's `hidden_states`,
+    `attentions` (latent self-attention) and `cross_attentions` (B, h, N, M)."""
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
@@ -770,8 +778,129 @@ class PerceiverByteForSequenceClassification(PerceiverBytePreTrainedModel):
         )
 
 
+class PerceiverByteDecoder(nn.Module):
+    """Perceiver IO's decoder: one output query per byte attends to the final latents, then an MLP; pre-norm residual
+    blocks whose residual stream starts at the query. The query of a position is the byte array there before pooling
+    (its byte, the hashed n-grams that end at it, its position and the local mixing of its neighbours), so that each
+    output knows which byte it stands for and the latents tell it about the whole input. Cost O(M * N).
+    Inputs longer than `cross_attention_chunk_size` decode chunk by chunk: the queries of one chunk at a time, each
+    chunk checkpointed in training, so that nothing of size M x (more than the output's channels) is kept."""
+
+    def __init__(self, config: PerceiverByteConfig):
+        super().__init__()
+        self.config = config
+        self.latents_norm = nn.LayerNorm(config.d_latents, eps=config.layer_norm_eps)
+        self.query_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        heads = config.num_cross_attention_heads
+        self.attn = PerceiverByteAttention(config, heads, kv_dim=config.d_latents, q_dim=config.d_model)
+        self.mlp_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.mlp = PerceiverByteMLP(config, config.cross_attention_widening_factor, width=config.d_model)
+        self.output_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+
+    def decode(self, queries, key, value):
+        # queries (B, c, C); the latents' key (B, h, N, dk) and value (B, h, N, dv) -> (B, c, C)
+        attended, _ = self.attn(self.query_norm(queries), tensors=(key, value))
+        hidden_states = queries + self.dropout(attended)
+        hidden_states = hidden_states + self.dropout(self.mlp(self.mlp_norm(hidden_states)))
+        return self.output_norm(hidden_states)
+
+    def forward(self, latents, embeddings, input_ids, inputs_embeds, attention_mask, head):
+        # latents (B, N, D); the encoder's `PerceiverByteEmbeddings` and inputs -> head(decoded) (B, M, out), in the
+        # inputs' order (the encoder's left-alignment is its own)
+        key, value = self.attn.project_kv(self.latents_norm(latents))
+        length = (input_ids if inputs_embeds is None else inputs_embeds).shape[1]
+        position_ids = embeddings.position_ids(attention_mask, length, latents.device)
+        inputs = input_ids, inputs_embeds, attention_mask, position_ids
+
+        def decode_span(start, end, key, value):
+            queries, _ = embeddings(*inputs, start, end, pooled=False)  # (B, end - start, C)
+            return head(self.decode(queries, key, value))
+
+        chunk = self.config.cross_attention_chunk_size
+        if chunk is None or length <= chunk:
+            return decode_span(0, length, key, value)
+        spans = [(start, min(start + chunk, length)) for start in range(0, length, chunk)]
+        if torch.is_grad_enabled():
+            return torch.cat([checkpoint(decode_span, *span, key, value, use_reentrant=False) for span in spans], 1)
+        return torch.cat([decode_span(*span, key, value) for span in spans], 1)
+
+
+def per_byte_loss(logits, labels):
+    """Cross-entropy over the positions whose label is not -100, averaged over them (0 when none is): logits
+    (B, M, K), labels (B, M) integer ids in [0, K) or -100."""
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"`labels` must be a torch.Tensor, got {type(labels).__name__}.")
+    num_classes = logits.shape[-1]
+    if labels.is_floating_point() or labels.is_complex() or tuple(labels.shape) != tuple(logits.shape[:2]):
+        raise ValueError(
+            f"`labels` must be integer ids of shape (batch, length) = {tuple(logits.shape[:2])}, one per input "
+            f"position, -100 where a position is not scored; got {labels.dtype} of shape {tuple(labels.shape)}."
+        )
+    if cheap_to_read(labels):  # on an accelerator, cross_entropy stops at an id out of range
+        valid = ((labels >= 0) & (labels < num_classes)) | (labels == -100)
+        if not bool(valid.all()):
+            raise ValueError(
+                f"`labels` must be ids in [0, {num_classes}) or -100 (not scored); got values in "
+                f"[{int(labels.min())}, {int(labels.max())}]."
+            )
+    labels = labels.long().flatten()
+    summed = F.cross_entropy(logits.flatten(0, 1).float(), labels, ignore_index=-100, reduction="sum")
+    return summed / (labels != -100).sum().clamp(min=1)
+
+
+class PerceiverBytePerByteModel(PerceiverBytePreTrainedModel):
+    """The encoder, the decoder and a linear head over each decoded byte: logits (B, M, out_features)."""
+
+    head_name: str  # the head's attribute, a key prefix of its weights
+
+    def __init__(self, config: PerceiverByteConfig, out_features: int):
+        super().__init__(config)
+        self.perceiver = PerceiverByteModel(config)
+        self.decoder = PerceiverByteDecoder(config)
+        setattr(self, self.head_name, nn.Linear(config.d_model, out_features))
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, **kwargs: Unpack[TransformersKwargs]
+    ):
+        outputs = self.perceiver(input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs)
+        head = getattr(self, self.head_name)
+        logits = self.decoder(outputs.last_hidden_state, self.perceiver.embeddings, input_ids, inputs_embeds,
+                              attention_mask, head)  # fmt: skip
+        return PerceiverByteClassifierOutput(
+            loss=None if labels is None else per_byte_loss(logits, labels),
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            cross_attentions=outputs.cross_attentions,
+        )
+
+
+class PerceiverByteForMaskedLM(PerceiverBytePerByteModel):
+    """Masked-byte language modelling: logits (B, M, vocab_size) over the ids of each byte; the loss counts the
+    positions whose label is not -100 (the masked ones). Inputs mark the bytes to fill with [MASK] (id 3)."""
+
+    head_name = "lm_head"
+
+    def __init__(self, config: PerceiverByteConfig):
+        super().__init__(config, config.vocab_size)
+
+
+class PerceiverByteForTokenClassification(PerceiverBytePerByteModel):
+    """A label per byte: logits (B, M, num_labels); labels (B, M), -100 where a position is not scored."""
+
+    head_name = "token_classifier"
+
+    def __init__(self, config: PerceiverByteConfig):
+        super().__init__(config, config.num_labels)
+
+
 __all__ = [
+    "PerceiverByteForMaskedLM",
     "PerceiverByteForSequenceClassification",
+    "PerceiverByteForTokenClassification",
     "PerceiverByteModel",
     "PerceiverBytePreTrainedModel",
 ]

@@ -41,6 +41,10 @@ Commands (from the repository root):
     # Fine-tune a trained model (an output dir or a Hub id); a different label set needs --ignore_mismatched_sizes.
     python scripts/train.py --output_dir outputs/udhr-ft --model_name_or_path outputs/udhr --learning_rate 3e-4
 
+    # Fine-tune a pretrained encoder (scripts/pretrain.py's output, or any PerceiverByte checkpoint without a sequence
+    # classifier): its encoder weights load, the classifier head is new; the log lists both.
+    python scripts/train.py --output_dir outputs/udhr-from-mlm --model_name_or_path outputs/mlm
+
     # A bigger or different fresh model: overrides on top of PerceiverByteConfig()'s defaults.
     python scripts/train.py --output_dir outputs/big --config_overrides "num_latents=128,d_latents=256,num_blocks=4"
 
@@ -136,6 +140,7 @@ from training_data import LabelSpec  # noqa: E402
 
 
 logger = logging.getLogger("perceiver_byte.train")
+SEQUENCE_CLASSIFIER = "PerceiverByteForSequenceClassification"
 
 METRICS_DIR = REPO_ROOT / "metrics"
 DEFAULT_MODEL_CARD_TEMPLATE = REPO_ROOT / "model_card.md"
@@ -422,6 +427,8 @@ def checkpoint_config(model_args: ModelArguments, labels: LabelSpec, hub: dict):
     except Exception as err:
         raise UserError(f"--model_name_or_path {name}: no model config could be loaded ({err}). Give a trained "
                         "output dir or a Hub model id.") from err  # fmt: skip
+    if SEQUENCE_CLASSIFIER not in (config.architectures or []):  # a pretrained encoder: the head is new anyway
+        return config, False
     old = {k: int(v) for k, v in (getattr(config, "label2id", None) or {}).items()}
     if set(old) == set(labels.names):
         labels.names = sorted(old, key=old.get)
@@ -435,6 +442,19 @@ def checkpoint_config(model_args: ModelArguments, labels: LabelSpec, hub: dict):
     return config, True
 
 
+def report_loading(name: str, model, info: dict) -> None:
+    """Log which weights came from the checkpoint and which are new; refuse one whose encoder does not fit."""
+    heads = model._head_prefixes
+    body_missing = sorted(k for k in info["missing_keys"] if not k.startswith(heads))
+    if body_missing:
+        raise UserError(f"--model_name_or_path {name}: its weights lack encoder weights {body_missing[:5]}; it is not "
+                        "a PerceiverByte checkpoint of this architecture.")  # fmt: skip
+    new = set(info["missing_keys"]) | {key for key, *_ in info["mismatched_keys"]}
+    loaded = [n for n in model.state_dict() if n not in new]
+    logger.warning("Loaded %d weight tensors from %s; initialised anew: %s; left unused: %s", len(loaded), name,
+                   sorted(new) or "none", sorted(info["unexpected_keys"]) or "none")  # fmt: skip
+
+
 def build_model(model_args: ModelArguments, labels: LabelSpec, training_args: TrainingArguments):
     """-> (model, tokenizer): the checkpoint of --model_name_or_path with this data's labels, or a fresh model."""
     hub = dict(cache_dir=model_args.cache_dir, revision=model_args.model_revision, token=model_args.token,
@@ -446,8 +466,10 @@ def build_model(model_args: ModelArguments, labels: LabelSpec, training_args: Tr
     config.label2id, config.id2label = labels.label2id, dict(enumerate(labels.names))
     config.problem_type = "multi_label_classification" if labels.multi_label else "single_label_classification"
     if name:
-        model = AutoModelForSequenceClassification.from_pretrained(name, config=config, ignore_mismatched_sizes=mismatch,
-                                                                   **hub, **extra)  # fmt: skip
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            name, config=config, ignore_mismatched_sizes=mismatch, output_loading_info=True, **hub, **extra
+        )  # fmt: skip
+        report_loading(name, model, info)
         return model, AutoTokenizer.from_pretrained(name, **hub)
     set_seed(training_args.seed)  # the initial weights depend on the seed only
     return AutoModelForSequenceClassification.from_config(config, **extra), PerceiverByteTokenizer()
@@ -837,7 +859,8 @@ def main(argv: list[str] | None = None, callbacks=()) -> dict[str, float]:
     # ---- model and tokenizer
     model, tokenizer = build_model(model_args, labels, training_args)
     for key, value in (("truncation_side", TRUNCATION_SIDES[data_args.truncation_side]),
-                       ("model_max_length", data_args.max_length)):  # fmt: skip
+                       ("model_max_length", data_args.max_length),
+                       ("split_special_tokens", True)):  # every byte is data (a pretrained one may read "[MASK]")  # fmt: skip
         setattr(tokenizer, key, value)
         tokenizer.init_kwargs[key] = value  # what save_pretrained writes: predict.py tokenizes as in training
     encode_labels = labels.encoder(label_column, data_args.label_separator)

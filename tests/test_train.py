@@ -278,6 +278,37 @@ def expect_error(argv, *fragments):
     return message
 
 
+def test_fine_tunes_a_pretrained_encoder_with_a_new_head(csv_files, tmp_path, caplog):
+    """A masked-byte LM checkpoint (what scripts/pretrain.py writes) fine-tunes as a classifier: its encoder weights
+    arrive unchanged, the head is new, the log says which is which, and "[MASK]" in a text is data again."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from perceiver_byte import PerceiverByteConfig, PerceiverByteForMaskedLM, PerceiverByteTokenizer
+
+    overrides = dict(item.split("=") for item in TINY.split(","))
+    torch.manual_seed(0)
+    pretrained = PerceiverByteForMaskedLM(PerceiverByteConfig(**{k: int(v) for k, v in overrides.items()}))
+    pretrained.save_pretrained(tmp_path / "mlm")
+    PerceiverByteTokenizer(split_special_tokens=False).save_pretrained(tmp_path / "mlm")
+    out = tmp_path / "out"
+    argv = tiny_args(out, "--model_name_or_path", tmp_path / "mlm", "--train_file", csv_files["train"],
+                     "--validation_file", csv_files["validation"], "--learning_rate", "0")  # fmt: skip
+    argv[argv.index("--config_overrides") : argv.index("--config_overrides") + 2] = []  # the checkpoint's shape
+    with caplog.at_level("WARNING", logger="perceiver_byte.train"):
+        run_main(argv)
+    message = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("Loaded "))
+    assert "initialised anew: ['classifier.bias', 'classifier.weight', 'norm.bias', 'norm.weight']" in message
+    assert "'decoder." in message and "'lm_head.weight'" in message  # left unused
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    assert model.config.num_labels == len(LANGS)
+    for name, weight in model.perceiver.state_dict().items():  # learning rate 0: the pretrained encoder, unchanged
+        assert torch.equal(weight, pretrained.perceiver.state_dict()[name]), name
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(out)("[MASK]")["input_ids"][1:-1] == [b + 6 for b in b"[MASK]"]
+
+
 def test_missing_column_lists_columns(tmp_path, csv_files):
     train = write_csv(tmp_path / "train.csv", [{"body": "x", "label": "a"}, {"body": "y", "label": "b"}],
                       columns=("body", "label"))  # fmt: skip

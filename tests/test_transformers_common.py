@@ -50,7 +50,9 @@ from transformers.testing_utils import torch_device  # noqa: E402
 
 from perceiver_byte import (  # noqa: E402
     PerceiverByteConfig,
+    PerceiverByteForMaskedLM,
     PerceiverByteForSequenceClassification,
+    PerceiverByteForTokenClassification,
     PerceiverByteModel,
 )
 
@@ -161,7 +163,7 @@ class PerceiverByteModelTester:
     def create_and_check_output_shapes(self, config, input_ids, attention_mask, labels):
         """What the mixin cannot check for a non-encoder-decoder: the R cross-attention maps (B, heads, N, M), next
         to the R * L self-attention maps (B, heads, N, N) and the R * (1 + L) + 1 hidden states (B, N, D)."""
-        for model_class in (PerceiverByteModel, PerceiverByteForSequenceClassification):
+        for model_class in PerceiverByteModelTest.all_model_classes:
             model = model_class(config).to(torch_device).eval()
             with torch.no_grad():
                 out = model(input_ids, attention_mask=attention_mask, output_attentions=True, output_hidden_states=True)
@@ -214,7 +216,7 @@ SKIPPED = {
     "test_flash_attn_4_can_dispatch_composite_models": _NOT_COMPOSITE,
     "test_internal_model_config_and_subconfig_are_same": _NOT_COMPOSITE,
     # language-modeling heads only
-    "test_causal_lm_loss_honors_shift_labels": "no causal language-modeling head: the model only classifies",
+    "test_causal_lm_loss_honors_shift_labels": "no causal language-modeling head (masked-byte LM only): no shifted labels",
     "test_encoder_decoder_loss_no_double_shift": "not an encoder-decoder: no decoder, no shifted labels",
     "test_bc_cache_name_forward": "no key/value cache: forward takes no `past_key_values` (nothing is generated)",
     # rotary position embeddings only
@@ -250,7 +252,12 @@ SKIPPED = {
 
 
 class PerceiverByteModelTest(ModelTesterMixin, unittest.TestCase):
-    all_model_classes = (PerceiverByteModel, PerceiverByteForSequenceClassification)
+    all_model_classes = (
+        PerceiverByteModel,
+        PerceiverByteForSequenceClassification,
+        PerceiverByteForMaskedLM,
+        PerceiverByteForTokenClassification,
+    )
     # The mixin dates a model by a "# Copyright YYYY" line in its config file and skips this test for models from
     # before 2023 ("not a prioritized model"); our files carry no such line but the model is new, and its
     # `_init_weights` must handle every weight, so run it.
@@ -269,6 +276,13 @@ class PerceiverByteModelTest(ModelTesterMixin, unittest.TestCase):
             mock.patch.dict(
                 modeling_auto.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
                 {model_type: PerceiverByteForSequenceClassification.__name__},
+            ),
+            mock.patch.dict(
+                modeling_auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES, {model_type: PerceiverByteForMaskedLM.__name__}
+            ),
+            mock.patch.dict(
+                modeling_auto.MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES,
+                {model_type: PerceiverByteForTokenClassification.__name__},
             ),
         ]
         for patch in cls._mapping_patches:
