@@ -350,11 +350,14 @@ class PerceiverByteEmbeddings(nn.Module):
         if self.config.ngram_orders:
             config = self.config
             buckets = hash_ngrams(input_ids, config.ngram_orders, config.ngram_buckets, config.pad_token_id)
-            # one gather-and-sum over the orders: no (B, M, orders, E) tensor is formed
-            ngrams = F.embedding_bag(buckets.flatten(0, 1), self.ngram_embeddings.weight, mode="sum")  # (B*M, E)
+            table = self.ngram_embeddings.weight
+            if torch.compiler.is_exporting():  # ONNX has no EmbeddingBag (exported, it loops over the B*M bags)
+                ngrams = sum(F.embedding(buckets[..., k], table) for k in range(buckets.shape[-1]))  # (B, M, E)
+            else:  # one gather-and-sum over the orders: no (B, M, orders, E) tensor is formed
+                ngrams = F.embedding_bag(buckets.flatten(0, 1), table, mode="sum").unflatten(0, input_ids.shape)
             if self.ngram_projection is not None:
                 ngrams = self.ngram_projection(ngrams)
-            embeds = embeds + ngrams.unflatten(0, input_ids.shape).to(embeds.dtype)
+            embeds = embeds + ngrams.to(embeds.dtype)
         return embeds
 
     def position_encoding(self, position_ids, dtype, whole_length=None):

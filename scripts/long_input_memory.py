@@ -7,6 +7,10 @@ Commands (from the repository root; one thread, a quiet machine):
 
     python scripts/long_input_memory.py --out docs/long_inputs.md
     python scripts/long_input_memory.py --lengths 65536,1048576 --chunk_sizes none,16384
+    python scripts/long_input_memory.py --heads token --lengths 1048576 --modes inference   # per-byte outputs
+
+Heads: `sequence` (PerceiverByteForSequenceClassification, 4 labels) or `token` (PerceiverByteForTokenClassification,
+4 labels per byte: the decoder's queries, one per byte, are built and decoded chunk by chunk too).
 """
 
 from __future__ import annotations
@@ -23,24 +27,28 @@ import common
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def measure(length: int, chunk: int | None, mode: str) -> dict:
-    """In this process: the default classifier with cross_attention_chunk_size=chunk, one input of `length` bytes."""
+def measure(length: int, chunk: int | None, mode: str, head: str = "sequence") -> dict:
+    """In this process: the default model with cross_attention_chunk_size=chunk and `head`, one input of `length`
+    bytes."""
     import torch
 
     sys.path.insert(0, str(REPO_ROOT))
-    from perceiver_byte import PerceiverByteConfig, PerceiverByteForSequenceClassification
+    import perceiver_byte
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    model = PerceiverByteForSequenceClassification(PerceiverByteConfig(num_labels=4, cross_attention_chunk_size=chunk))
+    cls = {"sequence": perceiver_byte.PerceiverByteForSequenceClassification,
+           "token": perceiver_byte.PerceiverByteForTokenClassification}[head]  # fmt: skip
+    model = cls(perceiver_byte.PerceiverByteConfig(num_labels=4, cross_attention_chunk_size=chunk))
     ids = torch.randint(6, 262, (1, length))
     mask = torch.ones_like(ids)
+    labels = torch.tensor([1]) if head == "sequence" else torch.randint(0, 4, (1, length))
     model.train(mode == "train")
     before = common.rss()
     common.reset_peak_rss()
     start = time.perf_counter()
     if mode == "train":
-        model(input_ids=ids, attention_mask=mask, labels=torch.tensor([1])).loss.backward()
+        model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
     else:
         with torch.inference_mode():
             model(input_ids=ids, attention_mask=mask)
@@ -53,25 +61,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lengths", default="16384,65536,262144,1048576", help="Input lengths in bytes.")
     parser.add_argument("--chunk_sizes", default="none,16384", help="cross_attention_chunk_size values ('none').")
     parser.add_argument("--modes", default="inference,train")
+    parser.add_argument("--heads", default="sequence", help="sequence and/or token (comma-separated).")
     parser.add_argument("--out", default=None, help="Also write the table (markdown) here.")
-    parser.add_argument("--worker", nargs=3, metavar=("LENGTH", "CHUNK", "MODE"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=4, metavar=("LENGTH", "CHUNK", "MODE", "HEAD"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        length, chunk, mode = args.worker
-        print(json.dumps(measure(int(length), None if chunk == "none" else int(chunk), mode)))
+        length, chunk, mode, head = args.worker
+        print(json.dumps(measure(int(length), None if chunk == "none" else int(chunk), mode, head)))
         return
     rows = []
-    for mode in args.modes.split(","):
-        for length in map(int, args.lengths.split(",")):
-            for chunk in args.chunk_sizes.split(","):
-                done = subprocess.run([sys.executable, __file__, "--worker", str(length), chunk, mode],
-                                      capture_output=True, text=True, check=False)  # fmt: skip
-                if done.returncode:
-                    raise common.UserError(f"the measurement {length} {chunk} {mode} failed:\n{done.stderr[-2000:]}")
-                result = json.loads(done.stdout.strip().splitlines()[-1])
-                rows.append([mode, f"{length:,}", chunk, f"{result['peak_above_mib']:,.0f}", f"{result['seconds']:.2f}"])
-                print("\t".join(rows[-1]), flush=True)
-    table = common.markdown_table(["mode", "bytes", "cross_attention_chunk_size", "peak MiB above", "seconds"], rows)
+    cells = [(h, m, n, c) for h in args.heads.split(",") for m in args.modes.split(",")
+             for n in map(int, args.lengths.split(",")) for c in args.chunk_sizes.split(",")]  # fmt: skip
+    for head, mode, length, chunk in cells:
+        done = subprocess.run([sys.executable, __file__, "--worker", str(length), chunk, mode, head],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        if done.returncode:
+            raise common.UserError(f"the measurement {head} {length} {chunk} {mode} failed:\n{done.stderr[-2000:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        rows.append([head, mode, f"{length:,}", chunk, f"{result['peak_above_mib']:,.0f}", f"{result['seconds']:.2f}"])
+        print("\t".join(rows[-1]), flush=True)
+    table = common.markdown_table(["head", "mode", "bytes", "cross_attention_chunk_size", "peak MiB above", "seconds"],
+                                  rows)  # fmt: skip
     print(table)
     if args.out:
         command = " ".join(["python scripts/long_input_memory.py", *(argv if argv is not None else sys.argv[1:])])
