@@ -1,8 +1,10 @@
-"""The training data of scripts/train.py (and the files of scripts/baseline.py): read, checked and labelled.
+"""The training data of scripts/train.py (and the files of scripts/baseline.py and scripts/pretrain.py): read, checked
+and labelled.
 
 Sources: local files (csv / tsv / json / jsonl / parquet; json, jsonl, csv and tsv may be .gz; a CSV that is not
 UTF-8 keeps its exact bytes), a folder of binary files with one sub-folder per label (--data_dir), a Hub dataset, or
-the embedded UDHR data. Every split goes through `datasets`: a `Dataset`, or with `streaming=True` an
+the embedded UDHR data. Unlabelled data (pretrain.py, `labelled=False`) may also be .txt files and a --data_dir of
+files in any layout. Every split goes through `datasets`: a `Dataset`, or with `streaming=True` an
 `IterableDataset` that reads its files as it goes, so that data larger than memory can be trained on.
 
 Bad input is a `UserError` naming the file, row or column and the fix, raised before any training.
@@ -33,9 +35,11 @@ TEXT_COLUMN_CANDIDATES = ("text", "sentence", "content", "document", "bytes", "d
 LABEL_COLUMN_CANDIDATES = ("label", "labels", "class", "category", "target")
 SPLIT_ALIASES = {"train": ("train",), "validation": ("validation", "valid", "dev", "val"), "test": ("test",)}
 FILE_KINDS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
+#: Unlabelled data may also be plain text: one row per line, its line break kept (the rows joined are the file).
+TEXT_FILE_KINDS = FILE_KINDS | {".txt": "txt"}
 #: The `datasets` builder and its arguments for each kind of file.
 BUILDERS = {"csv": ("csv", {}), "tsv": ("csv", {"sep": "\t"}), "json": ("json", {}), "jsonl": ("json", {}),
-            "parquet": ("parquet", {})}  # fmt: skip
+            "parquet": ("parquet", {}), "txt": ("text", {"keep_linebreaks": True})}  # fmt: skip
 #: Rows read from each split of a stream to find its columns and their types.
 STREAM_SAMPLE_ROWS = 1000
 
@@ -60,28 +64,34 @@ class SplitSource:
 # --------------------------------------------------------------------------------------------- files
 
 
-def data_file_kind(path_str: str, flag: str) -> tuple[str, bool]:
+def _listed(items, last_word: str = "or") -> str:
+    *most, last = items
+    return f"{', '.join(most)} {last_word} {last}" if most else last
+
+
+def data_file_kind(path_str: str, flag: str, kinds: dict = FILE_KINDS) -> tuple[str, bool]:
     """-> (kind, gzipped) of a data file, with clear errors for a missing, unsupported or empty (0 bytes) file."""
     path = Path(path_str)
     if not path.is_file():
         raise UserError(f"{flag} {path_str}: no such file. Check the path (relative paths start from {os.getcwd()}).")
     suffixes = [s.lower() for s in path.suffixes]
     compressed = suffixes[-1:] == [".gz"]
-    kind = FILE_KINDS.get(suffixes[-2 if compressed else -1] if len(suffixes) > compressed else "")
+    kind = kinds.get(suffixes[-2 if compressed else -1] if len(suffixes) > compressed else "")
     if kind is None or (kind == "parquet" and compressed):
+        gzippable = [k for k in kinds if k != ".parquet"]
         raise UserError(
-            f"{flag} {path_str}: unsupported file type. Use .csv, .tsv, .json, .jsonl or .parquet "
-            "(.csv, .tsv, .json and .jsonl may be gzipped, e.g. train.jsonl.gz)."
+            f"{flag} {path_str}: unsupported file type. Use {_listed(list(kinds))} "
+            f"({_listed(gzippable, 'and')} may be gzipped, e.g. train.jsonl.gz)."
         )
     if path.stat().st_size == 0:
         raise UserError(f"{flag} {path_str} is empty (0 bytes): it needs a header/records and at least one example.")
     return kind, compressed
 
 
-def load_data_file(path_str: str, split: str) -> tuple[datasets.Dataset, SplitSource]:
+def load_data_file(path_str: str, split: str, kinds: dict = FILE_KINDS) -> tuple[datasets.Dataset, SplitSource]:
     """One data file -> a Dataset, with clear errors for a missing, empty, unsupported or undecodable file."""
     flag = f"--{split}_file"
-    kind, compressed = data_file_kind(path_str, flag)
+    kind, compressed = data_file_kind(path_str, flag, kinds)
     path = Path(path_str)
     if kind == "parquet":
         ds = _load_with_datasets(kind, path, flag)
@@ -107,10 +117,11 @@ def load_data_file(path_str: str, split: str) -> tuple[datasets.Dataset, SplitSo
     return ds, SplitSource(f"{split} file {path_str}", kind)
 
 
-def stream_data_file(path_str: str, split: str) -> tuple[datasets.IterableDataset, SplitSource]:
+def stream_data_file(path_str: str, split: str,
+                     kinds: dict = FILE_KINDS) -> tuple[datasets.IterableDataset, SplitSource]:
     """One data file -> an IterableDataset that reads it as it is iterated (the file is checked as far as that can be
     done without reading it; `stream_sample` reads its first rows)."""
-    kind, _ = data_file_kind(path_str, f"--{split}_file")
+    kind, _ = data_file_kind(path_str, f"--{split}_file", kinds)
     builder, kwargs = BUILDERS[kind]
     ds = datasets.load_dataset(builder, data_files=str(path_str), split="train", streaming=True, **kwargs)
     return ds, SplitSource(f"{split} file {path_str}", kind)
@@ -214,18 +225,23 @@ def list_label_folders(root: Path, what: str):
     return entries, sorted({e[1] for e in entries}), classes
 
 
+def split_folders(root: Path) -> dict[str, Path]:
+    """split -> folder: train/, validation/ and test/ (or their SPLIT_ALIASES) when they are all that root holds,
+    else {"train": root}."""
+    subdirs = {d.name for d in root.iterdir() if d.is_dir() and not _is_hidden(d.name)}
+    if "train" in subdirs and subdirs <= {alias for aliases in SPLIT_ALIASES.values() for alias in aliases}:
+        return {split: root / name for split, name in pick_splits(subdirs, {}).items()}
+    return {"train": root}
+
+
 def load_data_dir(data_dir: str, end_bytes: int | None = None) -> tuple[dict, dict[str, SplitSource]]:
     root = Path(data_dir)
     if not root.is_dir():
         raise UserError(f"--data_dir {data_dir}: no such folder. It must hold one sub-folder per label.")
-    subdirs = {d.name for d in root.iterdir() if d.is_dir() and not _is_hidden(d.name)}
-    split_folders = {"train": root}
-    if "train" in subdirs and subdirs <= {alias for aliases in SPLIT_ALIASES.values() for alias in aliases}:
-        split_folders = {split: root / name for split, name in pick_splits(subdirs, {}).items()}
     raw, sources = {}, {}
     features = datasets.Features({"text": datasets.Value("binary"), "label": datasets.Value("string"),
                                   "path": datasets.Value("string")})  # fmt: skip
-    for split, folder in split_folders.items():
+    for split, folder in split_folders(root).items():
         what = f"--data_dir {folder}"
         entries, labels, classes = list_label_folders(folder, what)
         if split == "train" and len(labels) < 2:
@@ -240,6 +256,30 @@ def load_data_dir(data_dir: str, end_bytes: int | None = None) -> tuple[dict, di
         raw[split] = datasets.Dataset.from_generator(
             _data_dir_examples, features=features, gen_kwargs={"entries": entries, "end_bytes": end_bytes}
         )
+        sources[split] = SplitSource(f"{split} folder {folder}", "data_dir")
+    return raw, sources
+
+
+def _byte_files(entries):
+    for path, _size, _mtime in entries:
+        yield {"text": Path(path).read_bytes(), "path": path}
+
+
+def load_byte_files(data_dir: str) -> tuple[dict, dict[str, SplitSource]]:
+    """Unlabelled --data_dir (pretrain.py): every file under it (at any depth, hidden ones aside) is one example, its
+    bytes as they are; train/, validation/ and test/ folders, when they are all it holds, are the splits."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise UserError(f"--data_dir {data_dir}: no such folder.")
+    raw, sources = {}, {}
+    features = datasets.Features({"text": datasets.Value("binary"), "path": datasets.Value("string")})
+    for split, folder in split_folders(root).items():
+        files = sorted(p for p in folder.rglob("*")
+                       if p.is_file() and not any(map(_is_hidden, p.relative_to(folder).parts)))  # fmt: skip
+        if not files:
+            raise UserError(f"--data_dir {folder} holds no files (hidden ones are skipped): add files to train on.")
+        entries = [(str(p), st.st_size, st.st_mtime_ns) for p in files for st in [p.stat()]]  # the cache sees edits
+        raw[split] = datasets.Dataset.from_generator(_byte_files, features=features, gen_kwargs={"entries": entries})
         sources[split] = SplitSource(f"{split} folder {folder}", "data_dir")
     return raw, sources
 
@@ -266,20 +306,26 @@ def default_files() -> dict[str, str]:
     return {s: str(DEFAULT_DATA_DIR / f"{s}.jsonl.gz") for s in ("train", "validation", "test")}
 
 
-def load_raw_datasets(data_args, cache_dir: str | None = None, token: str | None = None, streaming: bool = False):
+def load_raw_datasets(data_args, cache_dir: str | None = None, token: str | None = None, streaming: bool = False,
+                      labelled: bool = True):  # fmt: skip
     """-> (dict split -> Dataset, dict split -> SplitSource, dataset id for the model card, pretty name). `data_args`:
-    train.py's DataArguments. With `streaming`, IterableDatasets that read their files or the Hub as they go."""
+    train.py's DataArguments (or pretrain.py's, which has no test split). With `streaming`, IterableDatasets that
+    read their files or the Hub as they go. Unlabelled data may also be .txt files, and --data_dir any files."""
+    test_file = getattr(data_args, "test_file", None)
     given = [n for n in ("dataset_name", "train_file", "data_dir") if getattr(data_args, n)]
     if len(given) > 1:
         raise UserError(f"Give only one data source, got {', '.join('--' + g for g in given)}.")
-    if not given and (data_args.validation_file or data_args.test_file):
+    if not given and (data_args.validation_file or test_file):
         raise UserError("--validation_file/--test_file need a --train_file too.")
 
     if data_args.data_dir:
         if streaming:
             raise UserError("--streaming reads data files (--train_file ...) or a Hub dataset (--dataset_name), "
                             "not --data_dir: drop --streaming, or write the examples to a csv/jsonl file.")
-        raw, sources = load_data_dir(data_args.data_dir, end_bytes=data_args.max_length)
+        if labelled:
+            raw, sources = load_data_dir(data_args.data_dir, end_bytes=data_args.max_length)
+        else:
+            raw, sources = load_byte_files(data_args.data_dir)
         return raw, sources, Path(data_args.data_dir).resolve().name, f"binary files in {data_args.data_dir}"
 
     if data_args.dataset_name:
@@ -290,22 +336,23 @@ def load_raw_datasets(data_args, cache_dir: str | None = None, token: str | None
         except Exception as err:
             raise UserError(f"--dataset_name {name}: could not be loaded ({err}).") from err
         wanted = {"train": data_args.train_split_name, "validation": data_args.validation_split_name,
-                  "test": data_args.test_split_name}  # fmt: skip
+                  "test": getattr(data_args, "test_split_name", None)}  # fmt: skip
         found = pick_splits(list(loaded), wanted, name)
         raw = {split: loaded[n] for split, n in found.items()}
         return raw, {split: SplitSource(f"split {n!r} of {name}") for split, n in found.items()}, name, name
 
     if data_args.train_file:
-        files = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}
+        files = {"train": data_args.train_file, "validation": data_args.validation_file, "test": test_file}
         name = Path(data_args.train_file).name.split(".")[0]
         pretty = "local files " + ", ".join(f"{k}={v}" for k, v in files.items() if v)
     else:
         files = default_files()
         name, pretty = "udhr", "UDHR language identification (data/udhr: 452 languages, paragraph level)"
     raw, sources = {}, {}
+    kinds = FILE_KINDS if labelled else TEXT_FILE_KINDS
     for split, path in files.items():
         if path:
-            raw[split], sources[split] = (stream_data_file if streaming else load_data_file)(path, split)
+            raw[split], sources[split] = (stream_data_file if streaming else load_data_file)(path, split, kinds)
     return raw, sources, name, pretty
 
 
