@@ -23,7 +23,8 @@ import pretrain
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_train import udhr_rows, write_csv, write_jsonl
+import test_train as train_test
+from test_train import results, udhr_rows, write_csv, write_jsonl
 
 from perceiver_byte import PerceiverByteTokenizer
 
@@ -47,15 +48,9 @@ def tiny_args(output_dir, *extra, steps=2):
 
 
 def run_main(argv):
-    threads = torch.get_num_threads()
-    try:
-        return pretrain.main([str(a) for a in argv])
-    finally:
-        torch.set_num_threads(threads)  # --torch_num_threads must not leak into other tests of this process
+    return train_test.run_main(argv, pretrain.main)
 
 
-def results(output_dir):
-    return json.loads((Path(output_dir) / "all_results.json").read_text())
 
 
 def expect_error(argv, *fragments):

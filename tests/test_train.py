@@ -75,12 +75,13 @@ def write_jsonl(path, rows, gz=False):
     return path
 
 
-def run_main(argv):
+def run_main(argv, main=None):
+    """`main` (train.py's by default) on `argv`, in this process."""
     import torch
 
     threads = torch.get_num_threads()
     try:
-        return train_script.main([str(a) for a in argv])
+        return (main or train_script.main)([str(a) for a in argv])
     finally:
         torch.set_num_threads(threads)  # --torch_num_threads must not leak into other tests of this process
 
