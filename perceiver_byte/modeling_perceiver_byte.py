@@ -86,9 +86,10 @@ def streamed_attention_forward(module, query, chunks, scaling, dropout=0.0):
 
 
 class PerceiverByteAttention(nn.Module):
-    """Multi-head attention with queries from the latents.
+    """Multi-head attention with queries from the latents (or, in the decoder, from the bytes: `q_dim`).
 
-    Self-attention (`kv_dim=None`) projects Q, K and V with one matmul. Cross-attention reads a `PerceiverByteSource`,
+    Self-attention (`kv_dim=None`) projects Q, K and V with one matmul. The decoder's cross-attention attends to the
+    latents' keys and values, projected once (`project_kv`) for all its queries. Cross-attention reads a `PerceiverByteSource`,
     in one of two forms that compute the same thing:
     - projected: K and V of the byte array with one matmul (`project_kv`), which repeats sharing this module reuse;
     - absorbed: the key and value projections (and the byte array's LayerNorm affine) are folded into the N queries
@@ -99,7 +100,9 @@ class PerceiverByteAttention(nn.Module):
 
     is_causal = False  # transformers' SDPA path would otherwise default to a causal mask
 
-    def __init__(self, config: PerceiverByteConfig, num_heads: int, kv_dim: int | None = None, q_dim: int | None = None):
+    def __init__(
+        self, config: PerceiverByteConfig, num_heads: int, kv_dim: int | None = None, q_dim: int | None = None
+    ):
         super().__init__()
         q_dim = q_dim or config.d_latents  # the queries' (and the output's) width: the latents', or the decoder's
         self.config = config
