@@ -186,7 +186,7 @@ def find_text_column(raw: dict, sources: dict, data_args: DataArguments) -> str:
 
 def window(batch: dict, column: str, tokenizer, max_length: int, join_with_sep: bool) -> dict:
     """A batch of texts -> windows [CLS] <= max_length - 2 byte ids [SEP]: the texts' bytes end to end (with [SEP]
-    between texts, unless they are the lines of a text file), cut into pieces; only the last window is shorter."""
+    between texts, unless they are the lines of a text file), cut into pieces; only the batch's last window is shorter."""
     texts = [t for t in batch[column] if t]  # None and empty texts add nothing
     if not texts:
         return {"input_ids": []}
@@ -325,10 +325,13 @@ class EpochCallback(TrainerCallback):
     window anew."""
 
     def __init__(self, collator: ByteSpanMaskingCollator):
-        self.collator = collator
+        self.collator, self.epoch = collator, None
 
     def on_epoch_begin(self, args, state, control, **kwargs):
-        self.collator.epoch = int(state.epoch or 0)
+        # The first epoch this run enters is state.epoch's (a resumed run's); each later one is the next. Not read from
+        # state.epoch after the first: for a stream it counts toward max_steps, not passes over the data.
+        self.epoch = int(state.epoch or 0) if self.epoch is None else self.epoch + 1
+        self.collator.epoch = self.epoch
 
 
 class PretrainTrainer(train.PerceiverByteTrainer):

@@ -428,7 +428,7 @@ def checkpoint_config(model_args: ModelArguments, labels: LabelSpec, hub: dict):
         raise UserError(f"--model_name_or_path {name}: no model config could be loaded ({err}). Give a trained "
                         "output dir or a Hub model id.") from err  # fmt: skip
     if SEQUENCE_CLASSIFIER not in (config.architectures or []):  # a pretrained encoder: the head is new anyway
-        return config, False
+        return config, model_args.ignore_mismatched_sizes
     old = {k: int(v) for k, v in (getattr(config, "label2id", None) or {}).items()}
     if set(old) == set(labels.names):
         labels.names = sorted(old, key=old.get)
@@ -445,10 +445,12 @@ def checkpoint_config(model_args: ModelArguments, labels: LabelSpec, hub: dict):
 def report_loading(name: str, model, info: dict) -> None:
     """Log which weights came from the checkpoint and which are new; refuse one whose encoder does not fit."""
     heads = model._head_prefixes
-    body_missing = sorted(k for k in info["missing_keys"] if not k.startswith(heads))
-    if body_missing:
-        raise UserError(f"--model_name_or_path {name}: its weights lack encoder weights {body_missing[:5]}; it is not "
-                        "a PerceiverByte checkpoint of this architecture.")  # fmt: skip
+    for kind, keys in (("lack encoder weights", info["missing_keys"]), ("hold weights the encoder lacks",
+                                                                       info["unexpected_keys"])):  # fmt: skip
+        body = sorted(k for k in keys if not k.startswith(heads))
+        if body:
+            raise UserError(f"--model_name_or_path {name}: its weights {kind}: {body[:5]}; it is not a "
+                            "PerceiverByte checkpoint of this architecture.")  # fmt: skip
     new = set(info["missing_keys"]) | {key for key, *_ in info["mismatched_keys"]}
     loaded = [n for n in model.state_dict() if n not in new]
     logger.warning("Loaded %d weight tensors from %s; initialised anew: %s; left unused: %s", len(loaded), name,
