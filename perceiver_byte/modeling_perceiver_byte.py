@@ -709,6 +709,18 @@ class PerceiverByteClassifierOutput(ModelOutput):
     cross_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
+def check_class_ids(labels, num_classes: int) -> None:
+    """Class ids in [0, num_classes) or -100 (not scored), checked where reading them is free: on an accelerator,
+    cross_entropy stops at an id out of range itself."""
+    if cheap_to_read(labels):
+        valid = ((labels >= 0) & (labels < num_classes)) | (labels == -100)
+        if not bool(valid.all()):
+            raise ValueError(
+                f"`labels` must be class ids in [0, {num_classes}) or -100 (not scored); got values in "
+                f"[{int(labels.min())}, {int(labels.max())}]."
+            )
+
+
 def sequence_classification_loss(logits, labels, config: PerceiverByteConfig):
     """The loss of each `problem_type`, in one place. With `problem_type=None` it is inferred as transformers does
     (1 label: regression; integer labels: single-label; float labels: multi-label), and the config is left alone."""
@@ -732,13 +744,7 @@ def sequence_classification_loss(logits, labels, config: PerceiverByteConfig):
                 f"`labels`: single_label_classification needs integer class ids of shape ({batch},); got "
                 f"{labels.dtype} of shape {tuple(labels.shape)}."
             )
-        if cheap_to_read(labels):  # on an accelerator, cross_entropy stops at a class id out of range
-            valid = ((labels >= 0) & (labels < num_labels)) | (labels == -100)
-            if not bool(valid.all()):
-                raise ValueError(
-                    f"`labels` must be class ids in [0, {num_labels}) (or -100 to ignore a row); got values in "
-                    f"[{int(labels.min())}, {int(labels.max())}]."
-                )
+        check_class_ids(labels, num_labels)
         return F.cross_entropy(logits, labels.long())
     if problem_type == "multi_label_classification":
         if tuple(labels.shape) != (batch, num_labels):
@@ -843,13 +849,7 @@ def per_byte_loss(logits, labels):
             f"`labels` must be integer ids of shape (batch, length) = {tuple(logits.shape[:2])}, one per input "
             f"position, -100 where a position is not scored; got {labels.dtype} of shape {tuple(labels.shape)}."
         )
-    if cheap_to_read(labels):  # on an accelerator, cross_entropy stops at an id out of range
-        valid = ((labels >= 0) & (labels < num_classes)) | (labels == -100)
-        if not bool(valid.all()):
-            raise ValueError(
-                f"`labels` must be ids in [0, {num_classes}) or -100 (not scored); got values in "
-                f"[{int(labels.min())}, {int(labels.max())}]."
-            )
+    check_class_ids(labels, num_classes)
     labels = labels.long().flatten()
     summed = F.cross_entropy(logits.flatten(0, 1).float(), labels, ignore_index=-100, reduction="sum")
     return summed / (labels != -100).sum().clamp(min=1)
