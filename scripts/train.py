@@ -959,16 +959,24 @@ def publish_output(training_args: TrainingArguments) -> None:
 
 
 def end_distributed(succeeded: bool) -> None:
-    """Tear the process group down in order, so that no rank aborts at exit ("terminate called without an active
-    exception") after a run that worked. After a success the ranks first wait for each other (rank 0 may still be
-    writing the model); after an error they cannot be relied on to arrive, so each leaves at once."""
+    """End a distributed run so that the launcher reports what the run did. After a success the ranks first wait
+    for each other (rank 0 may still be writing the model), tear the process group down, and leave without the
+    interpreter's teardown: a rank aborted there once ("terminate called without an active exception", SIGABRT)
+    even after an orderly destroy_process_group (docs/reliability.md, D2), so that a run that worked exited 1.
+    After an error the ranks cannot be relied on to arrive, so each destroys its group and fails normally."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        if succeeded:
-            dist.barrier()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if not succeeded:
         dist.destroy_process_group()
-
+        return
+    dist.barrier()
+    dist.destroy_process_group()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 if __name__ == "__main__":
     sys.exit(common.run_cli(main, cleanup=end_distributed))

@@ -16,8 +16,10 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_
 from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import DTensor
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 from perceiver_byte import PerceiverByteConfig, PerceiverByteForSequenceClassification  # noqa: E402
+from train import end_distributed  # noqa: E402
 
 STEPS, BATCH, LENGTH = 3, 4, 48
 
@@ -63,8 +65,7 @@ def main(out: Path) -> None:
                   "numel": sum(p.numel() for p in replica.parameters()), "max_difference": difference,
                   "max_change": max(float((expected[k] - initial[k]).abs().max()) for k in expected)}  # fmt: skip
         (out / "fsdp.json").write_text(json.dumps(record))
-    dist.barrier()
-    dist.destroy_process_group()
+    end_distributed(succeeded=True)  # as the scripts end a run: barrier, destroy_process_group, no teardown
 
 
 if __name__ == "__main__":
