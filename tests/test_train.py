@@ -5,6 +5,7 @@ start-up); the resume test (SIGKILL after the first checkpoint) and the 2-proces
 real command. Every run uses a model of a few thousand parameters, so the time goes to start-up and evaluation.
 """
 
+import functools
 import gzip
 import json
 import math
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 import train as train_script
 import training_data
+from transformers import TrainerCallback
 from hub_server import hub_server_fixture  # noqa: F401  (registers the `hub_server` fixture: a local fake Hub)
 
 
@@ -277,6 +279,34 @@ def expect_error(argv, *fragments):
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} not in {message!r}"
     return message
+
+
+class OptimizerGroups(TrainerCallback):
+    """Records, at the start of training, each parameter's base learning rate in the optimizer."""
+
+    def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
+        by_id = {id(p): g["initial_lr"] for g in optimizer.param_groups for p in g["params"]}
+        self.lr = {name: by_id[id(p)] for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("flag, expected", [((), 10 * 3e-3), (("--embedding_learning_rate", "5e-4"), 5e-4)])
+def test_embedding_tables_train_at_their_own_learning_rate(csv_files, tmp_path, flag, expected):
+    groups = OptimizerGroups()
+    out = tmp_path / "out"
+    run_main(tiny_args(out, "--train_file", csv_files["train"], "--validation_file", csv_files["validation"],
+                       "--do_predict", "false", *flag, steps=2),
+             main=functools.partial(train_script.main, callbacks=[groups]))  # fmt: skip
+    tables = {n for n in groups.lr if n.endswith(("byte_embeddings.weight", "ngram_embeddings.weight"))}
+    assert len(tables) == 2, sorted(groups.lr)
+    assert [groups.lr[n] for n in sorted(tables)] == pytest.approx([expected] * 2)
+    others = [lr for n, lr in groups.lr.items() if n not in tables]
+    assert others == pytest.approx([3e-3] * len(others))
+    assert f"| embedding_learning_rate | `{expected:.6g}` |" in (out / "README.md").read_text()
+
+
+def test_refuses_a_learning_rate_of_zero_for_the_embeddings(tmp_path, csv_files):
+    expect_error(tiny_args(tmp_path / "out", "--train_file", csv_files["train"], "--embedding_learning_rate", "0"),
+                 "--embedding_learning_rate must be above 0")  # fmt: skip
 
 
 def test_fine_tunes_a_pretrained_encoder_with_a_new_head(csv_files, tmp_path, caplog):
