@@ -478,6 +478,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         trainer.save_state()
     if training_args.do_eval and "validation" in windows:
         record("eval", trainer.evaluate(metric_key_prefix="eval"), "validation")
+    trainer.close_loggers()
     if publish and trainer.is_world_process_zero():
         train.publish_output(training_args)
     return all_metrics

@@ -833,6 +833,14 @@ class PerceiverByteTrainer(Trainer):
                 optimizer.add_param_group({**group, "params": moved, "lr": self.embedding_learning_rate})
         return optimizer
 
+    def close_loggers(self) -> None:
+        """Close the TensorBoard writer that an evaluate() after training opens (Trainer closed the first one when
+        training ended), so that its events reach the disk also when a distributed run leaves by os._exit."""
+        for callback in self.callback_handler.callbacks:
+            if getattr(callback, "tb_writer", None) is not None:
+                callback.tb_writer.close()
+                callback.tb_writer = None
+
     def _run_epoch(self, *args, **kwargs):
         # Resumed from the run's last checkpoint (killed after it, e.g. while evaluating): nothing is left to train.
         # Trainer 5.24 checks for the end only after a step, so it would train one step past --max_steps whenever
@@ -974,6 +982,7 @@ def main(argv: list[str] | None = None, callbacks=()) -> dict[str, float]:
         record("test", trainer.predict(processed["test"], metric_key_prefix="test").metrics, "test")
     elif training_args.do_predict:
         logger.info("No test split: skipping prediction.")
+    trainer.close_loggers()
 
     if trainer.is_world_process_zero():
         card = render_model_card(trainer, model_args, data_args, run_args, labels, (dataset_id, dataset_pretty),
