@@ -244,7 +244,7 @@ def test_data_dir_of_binary_files(binary_dir, tmp_path):
     assert metrics["train_samples"] + metrics["eval_samples"] == 30
     tokenizer_config = json.loads((out / "tokenizer_config.json").read_text())
     assert (tokenizer_config["model_max_length"], tokenizer_config["truncation_side"]) == (
-        train_script.DEFAULTS_FOR_FILES["max_length"], "head+tail")
+        train_script.DEFAULT_MAX_LENGTH["files"], "head+tail")
 
 
 def test_early_stopping_and_bf16_and_gradient_checkpointing(csv_files, tmp_path):
