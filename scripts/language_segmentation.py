@@ -345,7 +345,7 @@ def main(argv: list[str] | None = None) -> dict:
                sum(ex["spans"][-1][1] for ex in examples[split]) // len(examples[split])] for split in examples]
     report = "\n".join([
         "# Language segmentation: per-byte labels on mixed-language UDHR texts", "",
-        f"Written by `scripts/language_segmentation.py` (its docstring defines the task and the metrics).", "",
+        "Written by `scripts/language_segmentation.py` (its docstring defines the task and the metrics).", "",
         "```", command, "```", "", f"Machine: {machine_line()}; torch threads: {torch.get_num_threads()}.", "",
         f"Languages ({len(languages)}): {', '.join(languages)}. Test: {len(gold)} texts; boundaries scored within "
         f"±{args.tolerance} bytes after smoothing runs shorter than {args.min_run} bytes.", "",

@@ -67,7 +67,6 @@ from torch.nn.utils.rnn import pad_sequence  # noqa: E402
 from transformers import (  # noqa: E402
     AutoModelForMaskedLM,
     AutoTokenizer,
-    HfArgumentParser,
     TrainerCallback,
     TrainingArguments,
     set_seed,
@@ -151,17 +150,6 @@ class RunArguments:
         default=False, metadata={"help": "Train afresh in an output dir of another run; default: resume from it."}
     )
     torch_num_threads: int | None = field(default=None, metadata={"help": "torch.set_num_threads(N) (busy box: 1)."})
-
-
-def parse_args(argv: list[str]):
-    parser = HfArgumentParser((ModelArguments, DataArguments, RunArguments, TrainingArguments))
-    parser.description, parser.formatter_class = __doc__, train._HelpFormatter
-    parser.set_defaults(**TRAINING_DEFAULTS)
-    if not torch.accelerator.is_available():  # as train.py: bf16 autocast on a CPU-only machine
-        parser.set_defaults(use_cpu=True, dataloader_pin_memory=False)
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(json_file=str(Path(argv[0]).resolve()))
-    return parser.parse_args_into_dataclasses(args=argv)
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -376,21 +364,10 @@ def build_model(model_args: ModelArguments, training_args: TrainingArguments):
 def main(argv: list[str] | None = None) -> dict[str, float]:
     """Pretrain, evaluate, write the model, tokenizer and metrics; -> all metrics."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    model_args, data_args, run_args, training_args = parse_args(argv)
+    model_args, data_args, run_args, training_args = train.parse_args(
+        argv, (ModelArguments, DataArguments, RunArguments, TrainingArguments), TRAINING_DEFAULTS, __doc__)
     train.setup_logging(training_args)
-    if training_args.fp16 and training_args.device.type == "cpu":
-        raise UserError("--fp16 does not apply on a CPU (accelerate would silently train in float32): use --bf16.")
-    if data_args.streaming and training_args.do_train and training_args.max_steps <= 0:
-        raise UserError("--streaming needs --max_steps N: a stream has no length, so the run cannot count epochs.")
-    if run_args.torch_num_threads is not None:
-        torch.set_num_threads(run_args.torch_num_threads)
-    with training_args.main_process_first(desc="checking the output dir", local=False):
-        last_checkpoint = train.check_output_dir(training_args, run_args)
-    if run_args.overwrite_output_dir and training_args.do_train and training_args.resume_from_checkpoint is None:
-        with training_args.main_process_first(desc="clearing old checkpoints"):
-            if training_args.process_index == 0:
-                train.clear_old_checkpoints(training_args.output_dir)
-    set_seed(training_args.seed)
+    last_checkpoint = train.start_run(training_args, run_args, data_args.streaming)
 
     # ---- data: texts -> windows of max_length
     with training_args.main_process_first(desc="loading the data"):

@@ -356,20 +356,17 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
     """Defaults in the help, and the module docstring (with its commands) kept as written."""
 
 
-def build_parser() -> HfArgumentParser:
-    parser = HfArgumentParser((ModelArguments, DataArguments, RunArguments, TrainingArguments))
-    parser.description = __doc__  # the commands above, verbatim
+def parse_args(argv: list[str] | None, dataclass_types=None, defaults=None, description: str | None = None):
+    """The script's arguments (`argv`, or one .json file of them) -> its dataclasses, as train.py's by default;
+    pretrain.py passes its own dataclasses, TrainingArguments defaults and help text."""
+    parser = HfArgumentParser(dataclass_types or (ModelArguments, DataArguments, RunArguments, TrainingArguments))
+    parser.description = description or __doc__  # the commands above, verbatim
     parser.formatter_class = _HelpFormatter
-    parser.set_defaults(**TRAINING_DEFAULTS)
+    parser.set_defaults(**(defaults or TRAINING_DEFAULTS))
     if not torch.accelerator.is_available():  # no CUDA, ROCm, XPU, MPS, ...
         # Without a GPU, TrainingArguments refuses --bf16/--fp16 unless --use_cpu: on a CPU-only machine it is the
         # only choice anyway, and it makes bf16 (and fp16) autocast work on the CPU.
         parser.set_defaults(use_cpu=True, dataloader_pin_memory=False)
-    return parser
-
-
-def parse_args(argv: list[str] | None):
-    parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if len(argv) == 1 and argv[0].endswith(".json"):
         return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
@@ -729,7 +726,7 @@ def render_model_card(trainer: Trainer, model_args, data_args, run_args, labels:
             results.append((split, split_sizes[split], *("-" if s is None else f"{s:.4f}" for s in scores)))
     hyperparameters = {
         "learning_rate": args.learning_rate,
-        "embedding_learning_rate": embedding_learning_rate(run_args, args),
+        "embedding_learning_rate": trainer.embedding_learning_rate,
         "train_batch_size (per device)": args.per_device_train_batch_size,
         "devices (processes)": args.world_size,
         "gradient_accumulation_steps": args.gradient_accumulation_steps,
@@ -868,16 +865,34 @@ def setup_logging(training_args: TrainingArguments) -> None:
     transformers.utils.logging.enable_explicit_format()
 
 
+def start_run(training_args: TrainingArguments, run_args, streaming: bool) -> str | None:
+    """What train.py and pretrain.py do before they read data: refuse fp16 on a CPU and a stream without --max_steps,
+    set the threads, check the output dir (-> the checkpoint to resume from, or None), clear its old checkpoints with
+    --overwrite_output_dir, seed."""
+    if streaming and training_args.do_train and training_args.max_steps <= 0:
+        raise UserError("--streaming needs --max_steps N: a stream has no length, so the run cannot count epochs.")
+    if training_args.fp16 and training_args.device.type == "cpu":
+        # accelerate enables fp16 autocast (and its grad scaler) only on accelerators: on a CPU the run would train in
+        # float32 while the outputs say fp16
+        raise UserError("--fp16 does not apply on a CPU (accelerate would silently train in float32): use --bf16.")
+    if run_args.torch_num_threads is not None:
+        torch.set_num_threads(run_args.torch_num_threads)
+    with training_args.main_process_first(desc="checking the output dir", local=False):
+        last_checkpoint = check_output_dir(training_args, run_args)
+    if run_args.overwrite_output_dir and training_args.do_train and training_args.resume_from_checkpoint is None:
+        with training_args.main_process_first(desc="clearing old checkpoints"):
+            if training_args.process_index == 0:
+                clear_old_checkpoints(training_args.output_dir)
+    set_seed(training_args.seed)
+    return last_checkpoint
+
+
 def main(argv: list[str] | None = None, callbacks=()) -> dict[str, float]:
     """Train, evaluate, test, write the outputs and the model card, publish with --push_to_hub; -> all metrics.
     `callbacks`: more `TrainerCallback`s for the Trainer (the tests' per-rank weight hash, for one)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     model_args, data_args, run_args, training_args = parse_args(argv)
     setup_logging(training_args)
-    if training_args.fp16 and training_args.device.type == "cpu":
-        # accelerate enables fp16 autocast (and its grad scaler) only on accelerators: on a CPU the run would train in
-        # float32 while the outputs say fp16
-        raise UserError("--fp16 does not apply on a CPU (accelerate would silently train in float32): use --bf16.")
     if run_args.early_stopping_patience is not None:
         changes = {} if training_args.load_best_model_at_end else {"load_best_model_at_end": True}
         if training_args.metric_for_best_model is None:
@@ -889,19 +904,9 @@ def main(argv: list[str] | None = None, callbacks=()) -> dict[str, float]:
         "Process rank %s, world size %s, device %s, bf16 %s, fp16 %s", training_args.process_index,
         training_args.world_size, training_args.device, training_args.bf16, training_args.fp16,
     )  # fmt: skip
-    if run_args.torch_num_threads is not None:
-        torch.set_num_threads(run_args.torch_num_threads)
-    with training_args.main_process_first(desc="checking the output dir", local=False):
-        last_checkpoint = check_output_dir(training_args, run_args)
-    if run_args.overwrite_output_dir and training_args.do_train and training_args.resume_from_checkpoint is None:
-        with training_args.main_process_first(desc="clearing old checkpoints"):
-            if training_args.process_index == 0:
-                clear_old_checkpoints(training_args.output_dir)
-    set_seed(training_args.seed)
+    last_checkpoint = start_run(training_args, run_args, data_args.streaming)
 
     # ---- data
-    if data_args.streaming and training_args.do_train and training_args.max_steps <= 0:
-        raise UserError("--streaming needs --max_steps N: a stream has no length, so the run cannot count epochs.")
     with training_args.main_process_first(desc="loading the data"):
         raw, sources, dataset_id, dataset_pretty = training_data.load_raw_datasets(
             data_args, model_args.cache_dir, model_args.token, streaming=data_args.streaming

@@ -204,6 +204,12 @@ def _data_dir_examples(entries, end_bytes):
         yield {"text": predict.read_ends(path, size, end_bytes), "label": label, "path": path}
 
 
+def visible_files(folder: Path) -> list[Path]:
+    """Every file under `folder`, at any depth, sorted; hidden files and those in hidden folders left out."""
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and not any(map(_is_hidden, p.relative_to(folder).parts)))  # fmt: skip
+
+
 def list_label_folders(root: Path, what: str):
     """-> ([(path, label, size, mtime)] of every file under root's label folders, the labels, the label folders). The
     sizes and mtimes are in the entries so that datasets' cache of `from_generator` notices an edited file."""
@@ -213,8 +219,7 @@ def list_label_folders(root: Path, what: str):
         logger.warning("%s: ignoring %d file(s) outside the label folders (e.g. %s).", what, len(stray), stray[0])
     entries, empty = [], []
     for folder in classes:
-        files = sorted(p for p in folder.rglob("*")
-                       if p.is_file() and not any(map(_is_hidden, p.relative_to(folder).parts)))  # fmt: skip
+        files = visible_files(folder)
         if not files:
             empty.append(folder.name)
         for p in files:
@@ -274,8 +279,7 @@ def load_byte_files(data_dir: str) -> tuple[dict, dict[str, SplitSource]]:
     raw, sources = {}, {}
     features = datasets.Features({"text": datasets.Value("binary"), "path": datasets.Value("string")})
     for split, folder in split_folders(root).items():
-        files = sorted(p for p in folder.rglob("*")
-                       if p.is_file() and not any(map(_is_hidden, p.relative_to(folder).parts)))  # fmt: skip
+        files = visible_files(folder)
         if not files:
             raise UserError(f"--data_dir {folder} holds no files (hidden ones are skipped): add files to train on.")
         entries = [(str(p), st.st_size, st.st_mtime_ns) for p in files for st in [p.stat()]]  # the cache sees edits

@@ -12,10 +12,8 @@ import math
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -356,19 +354,7 @@ def test_resume_after_sigkill(tmp_path, texts):
     argv = [sys.executable, str(SCRIPT), *map(str, tiny_args(out, "--train_file", train, "--save_strategy", "steps",
                                                              "--save_steps", 5, steps=max_steps))]  # fmt: skip
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-    with open(tmp_path / "first.log", "w") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.time() + 240
-        try:
-            while time.time() < deadline and proc.poll() is None and not list(out.glob("checkpoint-*/trainer_state.*")):
-                time.sleep(0.02)
-            assert proc.poll() is None, "the run ended before the kill: " + (tmp_path / "first.log").read_text()[-2000:]
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-    assert proc.returncode == -signal.SIGKILL and not (out / "all_results.json").exists()
+    train_test.kill_at_first_checkpoint(argv, out, env, tmp_path / "first.log")
     second = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
     resumed = re.search(r"Resuming from \S*checkpoint-(\d+)", second.stderr)

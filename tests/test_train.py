@@ -426,6 +426,27 @@ def test_cli_reports_errors_on_stderr(tmp_path):
 # --------------------------------------------------------------------------------------------- resume, processes
 
 
+def kill_at_first_checkpoint(argv, out, env, log_path):
+    """Start the training command `argv` and SIGKILL it as soon as a checkpoint of `out` has its trainer_state.json;
+    fails if the run ends first, or leaves final results."""
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.time() + 240
+        try:
+            while time.time() < deadline and proc.poll() is None:
+                if list(out.glob("checkpoint-*/trainer_state.json")):
+                    break
+                time.sleep(0.02)
+            assert proc.poll() is None, "the run ended before it could be killed: " + log_path.read_text()[-2000:]
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "all_results.json").exists()
+
+
 def test_resume_after_sigkill(csv_files, tmp_path):
     out = tmp_path / "out"
     max_steps = 120  # enough steps after the first checkpoint (step 4) that the kill lands mid-run
@@ -433,23 +454,7 @@ def test_resume_after_sigkill(csv_files, tmp_path):
             csv_files["validation"], "--do_predict", "false", "--save_strategy", "steps", "--save_steps", "4",
             "--report_to", "none", steps=max_steps)]  # fmt: skip
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    log = open(tmp_path / "first.log", "w")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            if list(out.glob("checkpoint-*/trainer_state.json")):
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, "the run ended before it could be killed: " + (tmp_path / "first.log").read_text()[-2000:]
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
-    assert proc.returncode == -signal.SIGKILL
-    assert not (out / "all_results.json").exists()
+    kill_at_first_checkpoint(argv, out, env, tmp_path / "first.log")
     killed_at = min(int(p.parent.name.split("-")[1]) for p in out.glob("checkpoint-*/trainer_state.json"))
     assert killed_at < max_steps
 
