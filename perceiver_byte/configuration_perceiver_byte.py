@@ -165,8 +165,9 @@ class PerceiverByteConfig(PreTrainedConfig):
     """R: repeats of (cross-attend, latent Transformer)."""
     num_self_attends_per_block: int = interval(min=0)(default=2)
     """L: self-attention layers in each latent Transformer."""
-    num_cross_attention_heads: int = positive_int_field(default=4)
-    """Heads of each cross-attention (the paper uses 1)."""
+    num_cross_attention_heads: int = positive_int_field(default=1)
+    """Heads of each cross-attention: 1, the paper's, as accurate as 4 on four tasks and a third cheaper per byte
+    (docs/accuracy.md)."""
     num_self_attention_heads: int = positive_int_field(default=4)
     """Heads of each latent self-attention."""
     qk_channels: int | None = positive_int_field(default=None)
@@ -184,12 +185,13 @@ class PerceiverByteConfig(PreTrainedConfig):
     repeats 2..R share one) or "all" (one set for every repeat)."""
     self_attention_weight_sharing: str = one_of(*SHARING_CHOICES)(default="all_but_first")
     """The same choice for the latent Transformers (the paper's text admits "all_but_first" and "all")."""
-    cross_attention_chunk_size: int | None = positive_int_field(default=16384)
+    cross_attention_chunk_size: int | None = positive_int_field(default=4096)
     """Inputs longer than this many bytes stream through each cross-attention in chunks of this size (rounded down to
     a multiple of downsampling_factor): an online softmax gives the same result in memory bounded by the chunk, and in
     training each chunk is rebuilt in the backward instead of kept (always the absorbed form). Shorter inputs take the
-    whole path, as lean there (scripts/long_input_memory.py). None: always whole; memory then grows with the input
-    (1,678 MiB above the model for one 1 MiB input with the default model, 109 MiB streamed; docs/long_inputs.md)."""
+    whole path. 4096 is also faster than larger chunks or the whole path on long inputs: a chunk's tensors stay in
+    the CPU's cache (docs/benchmarks_results.md). None: always whole; memory then grows with the input
+    (docs/long_inputs.md)."""
     cross_attention_normalize_values: bool = False
     """What the cross-attention's values are made of. Keys always come from the LayerNormed byte array (the paper's).
     True: values too (the paper). False (the default): from the byte array itself, times 1 / initializer_range so

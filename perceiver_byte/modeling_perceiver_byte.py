@@ -50,14 +50,17 @@ def attend_to_chunk(module, query, chunk, dropout):
     value (B, h, c, dv), additive mask (B, 1, 1, c) or None). -> its score maximum m (B, h, T, 1), a stabiliser only,
     and sum_j exp(s_j - m) (B, h, T, 1) and sum_j exp(s_j - m) v_j (B, h, T, dv), in float32."""
     key, value, mask = chunk()
-    scores = torch.matmul(query, key.transpose(2, 3).to(query.dtype))  # (B, h, T, c)
+    # the scores with the chunk's positions first, (B, h, c, T): then the gradient of `key` comes out of the matmul
+    # contiguous, as the LayerNorm backward behind it needs (in (T, c) order it would copy a transposed c x dk tensor)
+    scores = torch.matmul(key.to(query.dtype), query.transpose(2, 3))  # (B, h, c, T)
     if mask is not None:
-        scores = scores + mask
-    chunk_max = scores.amax(-1, keepdim=True).detach()
+        scores = scores + mask.transpose(2, 3)  # (B, 1, c, 1)
+    chunk_max = scores.amax(-2, keepdim=True).detach()  # (B, h, 1, T)
     probs = torch.exp(scores - chunk_max)
-    denominator = probs.sum(-1, keepdim=True)
+    denominator = probs.sum(-2, keepdim=True)
     probs = F.dropout(probs, p=dropout, training=module.training)
-    return chunk_max, denominator, torch.matmul(probs.to(value.dtype), value).float()
+    numerator = torch.matmul(probs.transpose(2, 3).to(value.dtype), value).float()  # (B, h, T, dv)
+    return chunk_max.transpose(2, 3), denominator.transpose(2, 3), numerator
 
 
 def streamed_attention_forward(module, query, chunks, scaling, dropout=0.0):
@@ -320,7 +323,7 @@ class PerceiverByteEmbeddings(nn.Module):
     3. local mixing: a depthwise convolution over k neighbours (`local_kernel_size`);
     4. mean-pooling over blocks of s real bytes (`downsampling_factor`).
     Padding and positions outside the row count as [PAD] in the n-grams and as zero in the convolution, so a row alone
-    and padded (on either side) give the same array. Any span of positions can be built on its own (`forward(...,
+    and padded (on either side) give the same array at its real bytes (padding is masked out of the attention). Any span of positions can be built on its own (`forward(...,
     start, end)`): it reads the few bytes of context around it, so a streamed input gives the whole input's array."""
 
     def __init__(self, config: PerceiverByteConfig):
@@ -334,9 +337,8 @@ class PerceiverByteEmbeddings(nn.Module):
         if config.position_encoding_type == "learned":
             self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.d_model)
         self.local_mixing = PerceiverByteLocalMixing(config) if config.local_kernel_size else None
-        # context each output position reads: the n-grams look back, the convolution both ways
-        half = config.local_kernel_size // 2
-        self.context = (max(config.ngram_orders, default=1) - 1 + half, half)
+        # context each output position reads: the n-grams look back (over ids), the convolution both ways
+        self.context = (max(config.ngram_orders, default=1) - 1, config.local_kernel_size // 2)
 
     @staticmethod
     def position_ids(attention_mask, length: int, device):
@@ -344,20 +346,22 @@ class PerceiverByteEmbeddings(nn.Module):
             return torch.arange(length, device=device)[None]  # (1, M)
         return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, M): 0, 1, ... over each row's real bytes
 
-    def embed_ids(self, input_ids, attention_mask=None):
-        """Step 1 alone: byte plus n-gram embeddings of `input_ids` (B, M) -> (B, M, C), padding read as [PAD]. What
-        `inputs_embeds` must hold to reproduce `input_ids`."""
+    def embed_ids(self, input_ids, attention_mask=None, lookback: int = 0):
+        """Step 1 alone: byte plus n-gram embeddings of `input_ids` (B, M) -> (B, M - lookback, C), padding read as
+        [PAD]; the first `lookback` positions only give the n-grams after them their bytes. What `inputs_embeds` must
+        hold to reproduce `input_ids`."""
         if attention_mask is not None:
             input_ids = input_ids.masked_fill(attention_mask == 0, self.config.pad_token_id)
-        embeds = self.byte_embeddings(input_ids)
+        embeds = self.byte_embeddings(input_ids[:, lookback:])
         if self.config.ngram_orders:
             config = self.config
             buckets = hash_ngrams(input_ids, config.ngram_orders, config.ngram_buckets, config.pad_token_id)
+            buckets = buckets[:, lookback:]  # (B, M - lookback, orders)
             table = self.ngram_embeddings.weight
             if torch.compiler.is_exporting():  # ONNX has no EmbeddingBag (exported, it loops over the B*M bags)
                 ngrams = sum(F.embedding(buckets[..., k], table) for k in range(buckets.shape[-1]))  # (B, M, E)
             else:  # one gather-and-sum over the orders: no (B, M, orders, E) tensor is formed
-                ngrams = F.embedding_bag(buckets.flatten(0, 1), table, mode="sum").unflatten(0, input_ids.shape)
+                ngrams = F.embedding_bag(buckets.flatten(0, 1), table, mode="sum").unflatten(0, buckets.shape[:2])
             if self.ngram_projection is not None:
                 ngrams = self.ngram_projection(ngrams)
             embeds = embeds + ngrams.to(embeds.dtype)
@@ -384,26 +388,30 @@ class PerceiverByteEmbeddings(nn.Module):
         source = input_ids if inputs_embeds is None else inputs_embeds
         batch, length = source.shape[:2]
         end = length if end is None else end
-        before, after = self.context
-        low, high = max(start - before, 0), min(end + after, length)
-        pad = (low - (start - before), (end + after) - high)  # context beyond the row: padding
+        lookback, half = self.context
+        lookback = lookback if inputs_embeds is None else 0  # the n-grams' context: ids only
+        before = lookback + half
+        low, high = max(start - before, 0), min(end + half, length)
+        pad = (low - (start - before), (end + half) - high)  # context beyond the row: padding
         keep = (torch.ones(batch, high - low, dtype=torch.bool, device=source.device) if attention_mask is None
                 else attention_mask[:, low:high].bool())  # fmt: skip
-        keep = F.pad(keep, pad, value=False)  # (B, L) over the window
+        keep = F.pad(keep, pad, value=False)  # (B, lookback + L) over the window [start - before, end + half)
         if inputs_embeds is None:
             ids = F.pad(input_ids[:, low:high], pad, value=self.config.pad_token_id)
-            byte_array = self.embed_ids(ids, keep)  # (B, L, C)
+            byte_array = self.embed_ids(ids, keep, lookback)  # (B, L, C) over [start - half, end + half)
         else:
             byte_array = F.pad(inputs_embeds[:, low:high], (0, 0, *pad))
+        keep = keep[:, lookback:]  # (B, L)
         whole = length if (start, end) == (0, length) else None
-        positions = self.position_encoding(F.pad(position_ids[:, low:high], pad), byte_array.dtype, whole)
+        position_ids = F.pad(position_ids[:, low:high], pad)[:, lookback:]
+        positions = self.position_encoding(position_ids, byte_array.dtype, whole)
         if positions is not None:
             byte_array = byte_array + positions
-        byte_array = byte_array * keep[..., None].to(byte_array.dtype)  # padding is zero for the convolution
-        if self.local_mixing is not None:
+        if self.local_mixing is not None:  # (elsewhere padding is masked out of the attention and needs no zeroing)
+            byte_array = byte_array * keep[..., None].to(byte_array.dtype)  # padding is zero for the convolution
             byte_array = self.local_mixing(byte_array)
-        inner = slice(before, before + end - start)  # [start, end) inside the window, which starts at start - before
-        byte_array, keep = byte_array[:, inner], keep[:, inner]
+            inner = slice(half, half + end - start)  # [start, end) inside [start - half, end + half)
+            byte_array, keep = byte_array[:, inner], keep[:, inner]
         s = self.config.downsampling_factor
         if s > 1 and pooled:  # rows are left-aligned (see PerceiverByteModel), so blocks of s positions are blocks of s bytes
             blocks = -(-byte_array.shape[1] // s)

@@ -6,7 +6,7 @@ in a fresh process; memory is the peak RSS above what the process held once the 
 Commands (from the repository root; one thread, a quiet machine):
 
     python scripts/long_input_memory.py --out docs/long_inputs.md
-    python scripts/long_input_memory.py --lengths 65536,1048576 --chunk_sizes none,16384
+    python scripts/long_input_memory.py --lengths 65536,1048576 --chunk_sizes none,4096
     python scripts/long_input_memory.py --heads token --lengths 1048576 --modes inference   # per-byte outputs
 
 Heads: `sequence` (PerceiverByteForSequenceClassification, 4 labels) or `token` (PerceiverByteForTokenClassification,
@@ -59,7 +59,8 @@ def measure(length: int, chunk: int | None, mode: str, head: str = "sequence") -
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lengths", default="16384,65536,262144,1048576", help="Input lengths in bytes.")
-    parser.add_argument("--chunk_sizes", default="none,16384", help="cross_attention_chunk_size values ('none').")
+    parser.add_argument("--chunk_sizes", default="none,4096,16384",
+                        help="cross_attention_chunk_size values ('none': whole).")  # fmt: skip
     parser.add_argument("--modes", default="inference,train")
     parser.add_argument("--heads", default="sequence", help="sequence and/or token (comma-separated).")
     parser.add_argument("--out", default=None, help="Also write the table (markdown) here.")
