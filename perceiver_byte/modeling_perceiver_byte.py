@@ -323,8 +323,8 @@ class PerceiverByteEmbeddings(nn.Module):
     3. local mixing: a depthwise convolution over k neighbours (`local_kernel_size`);
     4. mean-pooling over blocks of s real bytes (`downsampling_factor`).
     Padding and positions outside the row count as [PAD] in the n-grams and as zero in the convolution, so a row alone
-    and padded (on either side) give the same array at its real bytes (padding is masked out of the attention). Any span of positions can be built on its own (`forward(...,
-    start, end)`): it reads the few bytes of context around it, so a streamed input gives the whole input's array."""
+    and padded (on either side) give the same array at its real bytes (padding is masked out of the attention). Any
+    span of positions can be built on its own (`forward(..., start, end)`): it reads the few bytes of context around it, so a streamed input gives the whole input's array."""
 
     def __init__(self, config: PerceiverByteConfig):
         super().__init__()
